@@ -1,0 +1,66 @@
+# diffrep: the two commands (make book, make test) and the maintainers' targets (zoo, bench, claims-seeds).
+# Every target sets up what it needs itself and re-uses what is installed, trained and cached.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export DIFFREP_PROGRESS ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: book test setup system zoo bench claims-seeds unit execute-quick nbval build-strict browser clean
+
+book: setup
+	$(PY) scripts/run_book.py --profile auto
+	$(PY) scripts/build_book.py
+	$(PY) scripts/run_book.py --summary
+
+test: setup unit execute-quick nbval build-strict browser
+	@echo "make test: all checks passed"
+
+setup: system $(STAMP)
+
+# Debian/Ubuntu packages: Fashion-MNIST and Chromium for the browser check (skipped when present).
+system:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || [ ! -x /usr/bin/chromium ]; then \
+	  echo "setup: installing dataset-fashion-mnist and chromium with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null; \
+	fi
+
+# The virtual environment: torch 2.13.0 first where no torch is installed (the CPU wheel on this
+# disk; a bare `torch` would pull a CUDA build), an existing torch (Colab, GPU hosts) is kept.
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || python3 -m venv --system-site-packages $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || { echo "setup: installing torch==2.13.0"; $(PY) -m pip install -q torch==2.13.0; }
+	$(PY) -m pip install -q -e ".[pinned,book,test]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+zoo: setup
+	DIFFREP_PROGRESS=$${DIFFREP_PROGRESS:-1} $(PY) scripts/zoo.py
+
+unit:
+	$(PY) -m pytest -q tests
+
+execute-quick:
+	$(PY) scripts/run_book.py --profile quick
+
+nbval:
+	DIFFREP_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env _build/executed/notebooks
+
+build-strict:
+	$(PY) scripts/build_book.py --strict
+
+browser:
+	$(PY) scripts/browser_check.py
+
+bench: setup
+	$(PY) scripts/bench.py
+
+claims-seeds: setup
+	$(PY) scripts/claims_seeds.py --seeds 0 1 2
+
+clean:
+	rm -rf _build

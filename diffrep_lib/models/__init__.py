@@ -1,0 +1,12 @@
+"""Denoising backbones and the evaluation classifier, by name (survey §2.2)."""
+from .classifier import Classifier, ClassifierConfig
+from .mlp import MLP, MLPConfig
+from .unet import UNet, UNetConfig
+
+# config type -> module class: a recipe names a config, the zoo builds the module from it.
+MODELS = {UNetConfig: UNet, ClassifierConfig: Classifier, MLPConfig: MLP}
+
+
+def build(cfg):
+    """The module for a model config."""
+    return MODELS[type(cfg)](cfg)

@@ -1,0 +1,133 @@
+"""A small ADM-style U-Net denoiser for 28x28 images (Ronneberger et al. 2015; Ho et al. 2020;
+Dhariwal & Nichol 2021; survey §2.2 and Fig. 3; ch. 1-2).
+
+Residual blocks with GroupNorm and a scale-shift of the (time + label) embedding, self-attention at the
+lowest resolution, average-pool down and nearest up, one skip per level, zero-initialised output.
+Module names are stable so features can be hooked by path: `down.{i}`, `mid`, `up.{i}` (i = 0 is the
+lowest resolution on the way up), `out`.
+Shapes: x (N, C, 28, 28) -> levels 28, 14, 7 (channels `channels[i]`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .embeddings import LabelEmbedder, TimestepEmbedder
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    in_channels: int = 1
+    channels: tuple = (32, 48, 48)     # per resolution level, highest first
+    emb_dim: int = 128
+    groups: int = 8
+    heads: int = 4
+    num_classes: int | None = 10       # None: unconditional; else a null label is added (index num_classes)
+    out_channels: int | None = None    # defaults to in_channels
+
+
+def _zero(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv, then GroupNorm scaled and shifted by the embedding (ADM's 'scale-shift norm')."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(groups, c_out), _zero(nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        return self.skip(x) + self.conv2(F.silu(h))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the H*W positions, residual."""
+
+    def __init__(self, channels: int, heads: int, groups: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = _zero(nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x, emb=None):
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))   # (N, C, H, W)
+
+
+class Level(nn.Module):
+    """One resolution level: a residual block, optionally followed by attention."""
+
+    def __init__(self, c_in, c_out, emb_dim, groups, heads, attn: bool):
+        super().__init__()
+        self.res = ResBlock(c_in, c_out, emb_dim, groups)
+        self.attn = Attention(c_out, heads, groups) if attn else None
+
+    def forward(self, x, emb):
+        x = self.res(x, emb)
+        return self.attn(x) if self.attn is not None else x
+
+
+class UNet(nn.Module):
+    """net(x_t, t, y=None) -> prediction (eps, x0 or v: the zoo's recipe says which)."""
+
+    def __init__(self, cfg: UNetConfig = UNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        ch, e, g = cfg.channels, cfg.emb_dim, cfg.groups
+        last = len(ch) - 1
+        self.time_embed = TimestepEmbedder(e)
+        self.label_embed = LabelEmbedder(cfg.num_classes, e) if cfg.num_classes else None
+        self.stem = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
+        self.down = nn.ModuleList(
+            Level(ch[max(i - 1, 0)], ch[i], e, g, cfg.heads, attn=(i == last)) for i in range(len(ch)))
+        self.mid = nn.ModuleList([ResBlock(ch[-1], ch[-1], e, g), Attention(ch[-1], cfg.heads, g),
+                                  ResBlock(ch[-1], ch[-1], e, g)])
+        self.up = nn.ModuleList(
+            Level(2 * ch[i], ch[i], e, g, cfg.heads, attn=(i == last)) for i in reversed(range(len(ch))))
+        self.up_proj = nn.ModuleList(
+            nn.Conv2d(ch[i], ch[i - 1], 1) for i in reversed(range(1, len(ch))))
+        self.out = nn.Sequential(nn.GroupNorm(g, ch[0]), nn.SiLU(),
+                                 _zero(nn.Conv2d(ch[0], cfg.out_channels or cfg.in_channels, 3, padding=1)))
+
+    @property
+    def null_label(self) -> int | None:
+        return self.label_embed.null if self.label_embed is not None else None
+
+    def embed(self, t, y=None):
+        emb = self.time_embed(t)
+        if self.label_embed is not None:
+            y = torch.full_like(t, self.label_embed.null, dtype=torch.long) if y is None else y
+            emb = emb + self.label_embed(y)
+        return emb
+
+    def forward(self, x, t, y=None):
+        t = torch.as_tensor(t, device=x.device).expand(x.shape[0])
+        emb = self.embed(t, y)
+        h, skips = self.stem(x), []
+        for i, level in enumerate(self.down):
+            h = level(h, emb)
+            skips.append(h)
+            if i < len(self.down) - 1:
+                h = F.avg_pool2d(h, 2)                        # 28 -> 14 -> 7
+        for block in self.mid:
+            h = block(h, emb)
+        for i, level in enumerate(self.up):
+            h = level(torch.cat([h, skips.pop()], dim=1), emb)
+            if i < len(self.up) - 1:
+                h = F.interpolate(self.up_proj[i](h), scale_factor=2, mode="nearest")   # 7 -> 14 -> 28
+        return self.out(h)

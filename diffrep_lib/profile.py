@@ -1,0 +1,52 @@
+"""Compute profiles: one object sizes every experiment of the book (DESIGN.md §3).
+
+`quick` is what CI runs on 2 CPU cores with the shipped zoo weights; `full` is what the published book
+shows on one GPU, training from scratch. `auto` picks `full` on a CUDA device and `quick` otherwise,
+unless the environment variable ``DIFFREP_PROFILE`` names a profile.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import torch
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    device: str
+    # sampling and evaluation sizes (chapter 1)
+    n_samples: int            # images per FID-FM evaluation
+    n_ref: int                # reference (test-split) images for FID-FM statistics
+    nfe_grid: tuple           # network evaluations compared across samplers
+    ancestral_nfe: tuple      # budgets of the ancestral (DDPM) reference sampler
+    n_toy: int                # points per 2-D toy experiment
+    toy_steps: int            # SDE/ODE steps on the 2-D toy
+    eval_batch: int           # batch size of network evaluations
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+PROFILES = {
+    "quick": Profile(name="quick", device="cpu", n_samples=300, n_ref=2000, nfe_grid=(5, 10, 20),
+                     ancestral_nfe=(20, 100), n_toy=3000, toy_steps=200, eval_batch=300),
+    "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
+                    ancestral_nfe=(20, 100, 200), n_toy=10000, toy_steps=500, eval_batch=2500),
+}
+
+
+def resolve(name: str = "auto") -> str:
+    """The profile name that `name` stands for: `auto` becomes `full` on CUDA, else `quick`."""
+    if name == "auto":
+        name = os.environ.get("DIFFREP_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} or 'auto'")
+    return name
+
+
+def get(name: str = "auto") -> Profile:
+    """The profile `name` ('quick', 'full' or 'auto'), on the device it can run on here."""
+    prof = PROFILES[resolve(name)]
+    if prof.device == "cuda" and not torch.cuda.is_available():
+        prof = replace(prof, device="cpu")  # a full run on a CPU is slow but allowed
+    return prof

@@ -1,0 +1,75 @@
+"""Zoo recipes: every shared model of the book as a frozen config (DESIGN.md §5).
+
+A recipe names its data, architecture, objective, optimiser and steps. The presets live in the visible
+dict `RECIPES[name][profile]`; `quick` weights are trained on the CPU by `make zoo` and shipped in the
+package, `full` ones are trained on a GPU at run time. Sizes are chosen in calibration.md's light:
+minutes of CPU training give crude models, tens of minutes give models whose features are worth probing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, replace
+
+from .models import ClassifierConfig, MLPConfig, UNetConfig
+
+FORMAT = 1  # bump when the meaning of a recipe field changes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: object                 # a model config: UNetConfig, ClassifierConfig, MLPConfig
+    task: str                     # a key of training.TASKS
+    data: str                     # 'fashion_mnist' or 'toy2d/<name>'
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float | None = 0.999
+    schedule: str = "linear"      # noise schedule (denoising tasks)
+    T: int = 1000
+    prediction: str = "eps"       # what the network predicts: eps, x0 or v
+    p_uncond: float = 0.1         # label dropout for classifier-free guidance
+    seed: int = 0
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """sha256 of the recipe's content (model config type included): changes whenever the recipe does."""
+    payload = {"format": FORMAT, "model_type": type(recipe.model).__name__, **dataclasses.asdict(recipe)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_UNET = Recipe(name="unet_fmnist", model=UNetConfig(channels=(32, 48, 48), num_classes=10), task="denoise",
+               data="fashion_mnist", steps=4000, batch_size=64, lr=1e-3, warmup=200)
+_CLASSIFIER = Recipe(name="classifier_fmnist", model=ClassifierConfig(), task="classify", data="fashion_mnist",
+                     steps=1200, batch_size=128, lr=1e-3, warmup=50, ema_decay=None, weight_decay=1e-4)
+_TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
+              batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
+
+RECIPES = {
+    # the base model of the book: class-conditional U-Net with label dropout (also serves unconditionally)
+    "unet_fmnist": {
+        "quick": _UNET,
+        "full": replace(_UNET, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=6000,
+                        batch_size=256, lr=5e-4, warmup=500),
+    },
+    # the evaluation classifier: its 128-d features define FID-FM, its predictions sample accuracy
+    "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
+    # three tiny 2-D denoisers that differ only in what they predict (ch. 1, eps vs x0 vs v)
+    **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
+                           "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=10000)}
+       for kind in ("eps", "x0", "v")},
+}
+
+
+def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:
+    """The recipe `name` at a profile, for a training seed."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown zoo model {name!r}; the zoo has {sorted(RECIPES)}")
+    if profile not in RECIPES[name]:
+        raise KeyError(f"zoo model {name!r} has no {profile!r} recipe; it has {sorted(RECIPES[name])}")
+    return replace(RECIPES[name][profile], seed=seed)

@@ -1,0 +1,133 @@
+"""Losses and the one training loop of the zoo (DESIGN.md §5; ch. 1).
+
+Losses return a dict of per-sample terms; the weighting is one visible line in `train_step`.
+The loop runs through Hugging Face `accelerate`, so the same code trains on a CPU, one GPU or several.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+from . import forward_process, parameterisation, schedules
+from .models.embeddings import drop_labels
+
+Tensor = torch.Tensor
+
+
+def denoising_terms(net, x0: Tensor, y: Tensor | None, *, abar: Tensor, prediction: str,
+                    p_uncond: float = 0.0, null: int | None = None, generator=None,
+                    t: Tensor | None = None) -> dict[str, Tensor]:
+    """DDPM's L_simple (survey Eq. 7), with the target of the network's parameterisation:
+    t ~ U{0..T-1} (or the given t), eps ~ N(0, I), x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps,
+    loss ||target - net(x_t, t)||^2 averaged over pixels."""
+    n = x0.shape[0]
+    if t is None:
+        t = torch.randint(0, len(abar), (n,), generator=generator, device=x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    x_t = forward_process.q_sample(x0, t, abar, eps)
+    a = abar.to(x0.device)[t].float().reshape(-1, *([1] * (x0.ndim - 1)))
+    tgt = parameterisation.target(prediction, x0, eps, a.sqrt(), (1 - a).sqrt())
+    if y is not None and null is not None and p_uncond > 0:
+        y = drop_labels(y, p_uncond, null, generator)
+    out = net(x_t, t, y) if y is not None else net(x_t, t)
+    return {"denoise": (out - tgt).pow(2).flatten(1).mean(1)}
+
+
+def classification_terms(net, x: Tensor, y: Tensor, **_) -> dict[str, Tensor]:
+    """Cross-entropy of a classifier on clean images, per sample."""
+    return {"ce": F.cross_entropy(net(x), y, reduction="none")}
+
+
+@torch.no_grad()
+def ema_update(ema, model, step: int, decay: float) -> None:
+    """Exponential moving average with warm-up, decay_n = min(decay, (1 + n) / (10 + n)): a plain 0.999
+    over a few thousand steps would leave a visible share of the random initialisation in the average."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1 - d)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def progress_enabled() -> bool:
+    """Progress bars on terminals and in Jupyter, none in executed book pages (DIFFREP_PROGRESS=0)."""
+    return os.environ.get("DIFFREP_PROGRESS", "1") != "0"
+
+
+def lr_at(step: int, lr: float, warmup: int) -> float:
+    return lr * min(1.0, (step + 1) / warmup) if warmup else lr
+
+
+def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None, log_every: int = 50,
+          sample_batch=None):
+    """Train `net` on (x, y) by the recipe; returns (EMA or final module on CPU, history dict).
+
+    `sample_batch(n, generator)` replaces indexing into x for data that is drawn afresh (2-D toys).
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    accel = Accelerator(cpu=(device == "cpu"))
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator(device="cpu").manual_seed(recipe.seed * 1000 + accel.process_index)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    net, opt = accel.prepare(net, opt)
+    ema = copy.deepcopy(accel.unwrap_model(net)).eval().requires_grad_(False) if recipe.ema_decay else None
+    abar = schedules.alphas_cumprod(schedules.SCHEDULES[recipe.schedule](recipe.T)).to(accel.device)
+    null = getattr(accel.unwrap_model(net), "null_label", None)
+    terms_fn = TASKS[recipe.task]
+    if x is not None:
+        x = x.to(accel.device)
+        y = y.to(accel.device) if y is not None else None
+    history = {"step": [], "loss": []}
+    running, t0 = [], time.time()
+    bar = tqdm(range(recipe.steps), desc=recipe.name, disable=not (progress_enabled() and accel.is_main_process))
+    net.train()
+    for step in bar:
+        if sample_batch is not None:
+            xb, yb = sample_batch(recipe.batch_size, gen).to(accel.device), None
+        else:
+            idx = torch.randint(0, len(x), (recipe.batch_size,), generator=gen).to(accel.device)
+            xb, yb = x[idx], (y[idx] if y is not None else None)
+        gen_dev = None if accel.device.type != "cpu" else gen
+        terms = terms_fn(net, xb, yb, abar=abar, prediction=recipe.prediction,
+                         p_uncond=recipe.p_uncond, null=null, generator=gen_dev)
+        loss = sum(v.mean() for v in terms.values())          # one term per task: the weighting is trivial
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, recipe.lr, recipe.warmup)
+        opt.zero_grad(set_to_none=True)
+        accel.backward(loss)
+        if recipe.grad_clip:
+            accel.clip_grad_norm_(net.parameters(), recipe.grad_clip)
+        opt.step()
+        if ema is not None:
+            ema_update(ema, accel.unwrap_model(net), step, recipe.ema_decay)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"{recipe.name}: loss became {loss.item()} at step {step}")
+        running.append(loss.item())
+        if (step + 1) % log_every == 0 or step == recipe.steps - 1:
+            history["step"].append(step + 1)
+            history["loss"].append(sum(running) / len(running))
+            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
+            running = []
+    history["wall_s"] = time.time() - t0
+    history["device"] = str(accel.device)
+    model = ema if ema is not None else accel.unwrap_model(net)
+    return model.cpu().eval(), history
+
+
+TASKS = {"denoise": denoising_terms, "classify": classification_terms}
+
+
+@torch.no_grad()
+def loss_by_timestep(net, x0: Tensor, y: Tensor | None, *, abar: Tensor, prediction: str, ts, seed: int = 0) -> Tensor:
+    """L_simple's per-step term E||target - net(x_t, t)||^2 at each timestep in `ts` (ch. 1), (len(ts),)."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(x0)
+    return torch.stack([denoising_terms(net, x0, y, abar=abar, prediction=prediction, generator=g,
+                                        t=torch.full((n,), int(t)))["denoise"].mean() for t in ts])

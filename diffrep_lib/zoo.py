@@ -1,0 +1,245 @@
+"""The model zoo: train once, share everywhere, ship the `quick` weights (DESIGN.md §5).
+
+    dr.zoo.get("unet_fmnist", profile)        -> the trained network (EMA weights, eval mode, CPU)
+    dr.zoo.denoiser("unet_fmnist", profile)   -> the same network behind the denoiser contract
+
+`quick`, seed 0: weights shipped in `diffrep_lib/weights/` with a `manifest.json` entry (recipe hash,
+config, seed, steps, wall time, device, date, final metrics, sha256, golden output), written by
+`make zoo`. Anything else (`full`, other seeds, or DIFFREP_RETRAIN=1) is trained on first use into
+DIFFREP_CACHE (default ~/.cache/diffrep), keyed by the recipe hash. Files are safetensors, written to a
+temporary name and renamed, so a crash never leaves a half-written checkpoint; a corrupt file is
+reported and retrained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import data, denoisers, schedules, training
+from .models import build
+from .profile import resolve
+from .recipes import RECIPES, Recipe, get as recipe, recipe_hash
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+class ZooError(RuntimeError):
+    """A shipped weight file does not match its manifest or recipe; the message says what to run."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DIFFREP_CACHE", Path.home() / ".cache" / "diffrep"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None:
+    """safetensors to a temporary file in the same folder, then an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------- golden
+
+def golden_input(r: Recipe, n: int = 4):
+    """A fixed input for the model of recipe r: (x, t, y) drawn from a seeded generator."""
+    g = torch.Generator().manual_seed(1234)
+    cfg = r.model
+    shape = (n, cfg.dim) if hasattr(cfg, "dim") else (n, cfg.in_channels, 28, 28)
+    x = torch.randn(shape, generator=g)
+    t = torch.tensor([10.0, 250.0, 500.0, 900.0])[:n]
+    y = torch.tensor([0, 3, 7, getattr(cfg, "num_classes", 0) or 0])[:n] if getattr(cfg, "num_classes", None) else None
+    return x, t, y
+
+
+@torch.no_grad()
+def golden_output(model, r: Recipe) -> list[float]:
+    """Per-sample mean and standard deviation of the model's output on the golden input."""
+    x, t, y = golden_input(r)
+    out = model(x) if r.task == "classify" else (model(x, t, y) if y is not None else model(x, t))
+    out = out.flatten(1).double()
+    return [round(v, 7) for v in torch.stack([out.mean(1), out.std(1)], 1).flatten().tolist()]
+
+
+# ------------------------------------------------------------------------------------------- training
+
+def _training_data(r: Recipe):
+    if r.data.startswith("toy2d/"):
+        toy = r.data.split("/", 1)[1]
+        return None, None, (lambda n, g: data.toy2d.sample(toy, n, generator=g))
+    x, y = data.training_tensors(r.data)
+    return x, (y if r.task == "classify" or getattr(r.model, "num_classes", None) else None), None
+
+
+@torch.no_grad()
+def evaluate(model, r: Recipe) -> dict:
+    """Held-out numbers stored with the weights: test accuracy, or a fixed-noise test denoising loss."""
+    if r.data.startswith("toy2d/"):
+        x, y = data.toy2d.sample(r.data.split("/", 1)[1], 4096, generator=torch.Generator().manual_seed(99)), None
+    else:
+        x, y = data.fashion_mnist.tensors("test")
+        x, y = x[:2000], y[:2000]
+    if r.task == "classify":
+        return {"test_accuracy": round((model(x).argmax(1) == y).float().mean().item(), 4)}
+    abar = schedules.alphas_cumprod(schedules.SCHEDULES[r.schedule](r.T))
+    g = torch.Generator().manual_seed(99)
+    yy = y if getattr(r.model, "num_classes", None) else None
+    terms = training.denoising_terms(model, x, yy, abar=abar, prediction=r.prediction, generator=g)
+    return {"test_denoise_loss": round(terms["denoise"].mean().item(), 5)}
+
+
+def train(r: Recipe, device: str | None = None):
+    """Train recipe r from scratch: returns (model, record) with the record that the manifest stores."""
+    x, y, sample_batch = _training_data(r)
+    torch.manual_seed(r.seed)
+    net = build(r.model)
+    model, hist = training.train(r, net, x, y, device=device, sample_batch=sample_batch)
+    record = {
+        "recipe_hash": recipe_hash(r),
+        "config": json.loads(json.dumps(dataclasses.asdict(r), default=str)),
+        "seed": r.seed, "steps": r.steps, "wall_s": round(hist["wall_s"], 1), "device": hist["device"],
+        "host": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "date": datetime.date.today().isoformat(),
+        "metrics": {"final_train_loss": round(sum(hist["loss"][-2:]) / len(hist["loss"][-2:]), 5),
+                    **evaluate(model, r)},
+        "loss_curve": {"step": hist["step"], "loss": [round(v, 5) for v in hist["loss"]]},
+        "golden": golden_output(model, r),
+    }
+    return model, record
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+def _load_into(r: Recipe, path: Path):
+    model = build(r.model)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def read_manifest() -> dict:
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"format": 1, "entries": {}}
+
+
+def _shipped(r: Recipe):
+    entry = read_manifest()["entries"].get(r.name)
+    path = WEIGHTS_DIR / f"{r.name}.safetensors"
+    if entry is None or not path.exists():
+        raise ZooError(f"no shipped weights for {r.name!r}: run `make zoo`")
+    if entry["recipe_hash"] != recipe_hash(r):
+        raise ZooError(f"recipe {r.name} changed since its weights were trained: run `make zoo`")
+    if sha256(path) != entry["sha256"]:
+        raise ZooError(f"{path.name} does not match its manifest sha256 (altered or corrupt): run `make zoo`")
+    return _load_into(r, path)
+
+
+def cached_path(r: Recipe, profile: str) -> Path:
+    return cache_dir() / "zoo" / f"{r.name}-{profile}-s{r.seed}-{recipe_hash(r)[:16]}.safetensors"
+
+
+def _from_cache(r: Recipe, profile: str, device: str | None):
+    path = cached_path(r, profile)
+    if path.exists():
+        try:
+            return _load_into(r, path)
+        except Exception as err:  # truncated or foreign file: say so, then retrain over it
+            warnings.warn(f"cached weights {path} are unreadable ({type(err).__name__}: {err}); retraining")
+    model, record = train(r, device=device)
+    atomic_save(model.state_dict(), path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=1))
+    return model
+
+
+def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
+    """The trained model `name` for a profile and training seed (eval mode, on the CPU)."""
+    profile = resolve(profile)
+    r = recipe(name, profile, seed)
+    if profile == "quick" and seed == 0 and os.environ.get("DIFFREP_RETRAIN") != "1":
+        return _shipped(r)
+    return _from_cache(r, profile, device)
+
+
+def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
+    """The zoo network `name` behind the denoiser contract D(x, sigma, cond) -> x0_hat."""
+    r = recipe(name, resolve(profile), seed)
+    abar = schedules.alphas_cumprod(schedules.SCHEDULES[r.schedule](r.T))
+    return denoisers.VPDenoiser(get(name, profile, seed, device), abar, r.prediction).eval()
+
+
+def model_id(name: str, profile: str = "auto", seed: int = 0) -> str:
+    """A short identity of the weights `get` returns, for memoisation keys."""
+    profile = resolve(profile)
+    return f"{name}-{profile}-s{seed}-{recipe_hash(recipe(name, profile, seed))[:16]}"
+
+
+# ---------------------------------------------------------------------------------------- manifest
+
+def verify(names=None) -> list[str]:
+    """Check every shipped entry: recipe hash, sha256 and golden output. Returns the problems found."""
+    problems = []
+    entries = read_manifest()["entries"]
+    for name in names or sorted(RECIPES):
+        r = recipe(name, "quick", 0)
+        entry = entries.get(name)
+        if entry is None:
+            problems.append(f"{name}: no manifest entry: run `make zoo`")
+            continue
+        try:
+            model = _shipped(r)
+        except ZooError as err:
+            problems.append(str(err))
+            continue
+        got, want = torch.tensor(golden_output(model, r)), torch.tensor(entry["golden"])
+        if not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+            problems.append(f"{name}: today's model code does not reproduce the golden output "
+                            f"(max difference {(got - want).abs().max():.2e}): a refactor changed behaviour; "
+                            "fix the code, or run `make zoo` if the change is intended")
+    return problems
+
+
+def stale(names=None) -> list[str]:
+    """Recipes whose shipped weights are missing or were trained from another recipe."""
+    entries = read_manifest()["entries"]
+    out = []
+    for name in names or sorted(RECIPES):
+        e = entries.get(name)
+        if e is None or e["recipe_hash"] != recipe_hash(recipe(name, "quick", 0)) \
+                or not (WEIGHTS_DIR / f"{name}.safetensors").exists():
+            out.append(name)
+    return out
+
+
+def ship(name: str) -> dict:
+    """Train the quick recipe `name` on the CPU and write its weights and manifest entry."""
+    r = recipe(name, "quick", 0)
+    model, record = train(r, device="cpu")
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    atomic_save(model.state_dict(), path)
+    record["sha256"] = sha256(path)
+    record["bytes"] = path.stat().st_size
+    manifest = read_manifest()          # re-read: other recipes may have been shipped meanwhile
+    manifest["entries"][name] = record
+    atomic_write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return record

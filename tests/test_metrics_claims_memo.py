@@ -1,0 +1,79 @@
+import json
+
+import pytest
+import torch
+
+from diffrep_lib import claims, memo, metrics
+from diffrep_lib.models import Classifier
+
+
+def test_frechet_distance_is_zero_for_a_set_against_itself_and_grows_with_a_shift():
+    f = torch.randn(2000, 8, dtype=torch.float64)
+    stats = metrics.gaussian_stats(f)
+    assert abs(metrics.frechet_distance(*stats, *stats)) < 1e-6
+    d = [metrics.frechet_distance(*metrics.gaussian_stats(f + s), *stats) for s in (0.1, 0.5, 1.0)]
+    assert d[0] < d[1] < d[2] and abs(d[2] - 8.0) < 1e-6            # ||shift||^2 = 8 * 1^2
+
+
+def test_fid_fm_on_images_with_a_classifier():
+    clf = Classifier().eval()
+    x = torch.rand(300, 1, 28, 28) * 2 - 1
+    ref = metrics.gaussian_stats(metrics.features(clf, x))
+    assert abs(metrics.fid_fm(clf, x, ref)) < 1e-6
+    assert metrics.fid_fm(clf, (x + 0.5).clamp(-1, 1), ref) > metrics.fid_fm(clf, (x + 0.1).clamp(-1, 1), ref) > 0
+
+
+def test_sample_accuracy_and_energy_distance():
+    clf = Classifier().eval()
+    x = torch.randn(50, 1, 28, 28)
+    pred = clf(x).argmax(1)
+    assert metrics.sample_accuracy(clf, x, pred) == 1.0
+    a = torch.randn(500, 2)
+    assert abs(metrics.energy_distance(a, a)) < 1e-9 and metrics.energy_distance(a, a + 3) > 1
+
+
+def test_claim_prints_one_verdict_line_and_raises_when_false(capsys, tmp_path, monkeypatch):
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("DIFFREP_CLAIMS_LOG", str(log))
+    c = claims.check("two is more than one", 2 > 1, detail={"a": torch.tensor(2.0)})
+    assert capsys.readouterr().out == "✓ CLAIM: two is more than one\n" and c.detail == {"a": 2.0}
+    with pytest.raises(claims.ClaimFailed, match="one is more than two"):
+        claims.check("one is more than two", 1 > 2, detail={"a": 1})
+    c = claims.check("needs a GPU", False, full_only=True, profile="quick")
+    assert "checked at full" in capsys.readouterr().out.splitlines()[-1] and not c.checked
+    with pytest.raises(claims.ClaimFailed):
+        claims.check("needs a GPU", False, full_only=True, profile="full")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["holds"] for r in rows] == [True, False, False, False]
+
+
+calls = []
+
+
+def expensive(a, b=1):
+    calls.append((a, b))
+    return {"x": torch.arange(3) * a, "score": 0.5 * b}
+
+
+def test_memo_computes_once_per_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFREP_CACHE", str(tmp_path))
+    calls.clear()
+    r1 = memo.cached(expensive, 2, b=3, deps=("model-v1",))
+    r2 = memo.cached(expensive, 2, b=3, deps=("model-v1",))
+    assert calls == [(2, 3)] and torch.equal(r1["x"], r2["x"]) and r2["score"] == 1.5
+    memo.cached(expensive, 2, b=3, deps=("model-v2",))           # a changed model recomputes
+    memo.cached(expensive, 2, b=4, deps=("model-v1",))           # so does a changed argument
+    assert len(calls) == 3
+    assert torch.equal(memo.cached(lambda: torch.ones(2)), torch.ones(2))
+
+
+def test_frechet_distance_matches_the_matrix_square_root_formula():
+    import numpy as np
+    import scipy.linalg
+
+    a = torch.randn(500, 16, dtype=torch.float64)
+    b = torch.randn(500, 16, dtype=torch.float64) * 1.3 + 0.2
+    (m1, c1), (m2, c2) = metrics.gaussian_stats(a), metrics.gaussian_stats(b)
+    root = np.real(scipy.linalg.sqrtm(c1.numpy() @ c2.numpy()))
+    want = float(((m1 - m2) ** 2).sum()) + np.trace(c1.numpy() + c2.numpy() - 2 * root)
+    assert abs(metrics.frechet_distance(m1, c1, m2, c2) - want) < 1e-8

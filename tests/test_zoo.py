@@ -1,0 +1,130 @@
+"""The model zoo: cache hit and miss, recipe invalidation, manifest verification, corrupt-file recovery,
+atomic writes, and a smoke training of every recipe."""
+import dataclasses
+import json
+import warnings
+
+import pytest
+import torch
+
+from diffrep_lib import recipes, training, zoo
+from diffrep_lib.models import MLPConfig
+
+TINY = recipes.Recipe(name="tiny_toy", model=MLPConfig(hidden=16, depth=2), task="denoise",
+                      data="toy2d/8gaussians", steps=30, batch_size=64, lr=1e-2, warmup=0, p_uncond=0.0)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "tiny_toy", {"quick": TINY, "full": dataclasses.replace(TINY, steps=40)})
+    return TINY
+
+
+@pytest.fixture
+def shipped_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "weights" / "manifest.json")
+    return tmp_path / "weights"
+
+
+def no_training(*a, **k):
+    raise AssertionError("the zoo trained although the weights were available")
+
+
+def test_cache_miss_trains_then_hits(cache, tiny, monkeypatch):
+    m1 = zoo.get("tiny_toy", "full")
+    files = sorted(p.name for p in (cache / "zoo").iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".safetensors")
+    record = json.loads((cache / "zoo" / files[0]).read_text())
+    assert record["recipe_hash"] == recipes.recipe_hash(recipes.get("tiny_toy", "full")) and record["steps"] == 40
+    monkeypatch.setattr(zoo, "train", no_training)
+    m2 = zoo.get("tiny_toy", "full")
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_changed_recipe_is_a_miss(cache, tiny, monkeypatch):
+    zoo.get("tiny_toy", "full")
+    monkeypatch.setitem(recipes.RECIPES, "tiny_toy", {"full": dataclasses.replace(TINY, steps=41)})
+    zoo.get("tiny_toy", "full")
+    assert len(list((cache / "zoo").glob("*.safetensors"))) == 2
+
+
+def test_other_seed_is_a_separate_model(cache, tiny):
+    a, b = zoo.get("tiny_toy", "full", seed=0), zoo.get("tiny_toy", "full", seed=1)
+    assert not torch.equal(a.inp.weight, b.inp.weight)
+
+
+def test_corrupt_cache_file_is_reported_and_retrained(cache, tiny):
+    zoo.get("tiny_toy", "full")
+    path = zoo.cached_path(recipes.get("tiny_toy", "full"), "full")
+    path.write_bytes(path.read_bytes()[:100])                       # a truncated checkpoint
+    with pytest.warns(UserWarning, match="unreadable"):
+        zoo.get("tiny_toy", "full")
+    zoo.get("tiny_toy", "full")                                     # and now it is whole again
+    assert path.stat().st_size > 1000
+
+
+def test_a_crash_leaves_no_checkpoint(cache, tiny, monkeypatch):
+    def crash(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training, "train", crash)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.get("tiny_toy", "full")
+    assert not list(cache.rglob("*.safetensors")) and not list(cache.rglob("*.tmp"))
+
+
+def test_ship_and_verify_the_manifest(shipped_dir, tiny, monkeypatch):
+    record = zoo.ship("tiny_toy")
+    for key in ("recipe_hash", "config", "seed", "steps", "wall_s", "device", "date", "metrics", "sha256", "golden"):
+        assert key in record
+    assert zoo.verify(["tiny_toy"]) == [] and zoo.stale(["tiny_toy"]) == []
+    monkeypatch.setattr(zoo, "train", no_training)
+    zoo.get("tiny_toy", "quick")                                   # shipped: loads without training
+
+    # a changed recipe is reported with what to run
+    monkeypatch.setitem(recipes.RECIPES, "tiny_toy", {"quick": dataclasses.replace(TINY, lr=5e-3)})
+    assert zoo.stale(["tiny_toy"]) == ["tiny_toy"]
+    (problem,) = zoo.verify(["tiny_toy"])
+    assert "recipe tiny_toy changed" in problem and "make zoo" in problem
+    with pytest.raises(zoo.ZooError, match="make zoo"):
+        zoo.get("tiny_toy", "quick")
+
+
+def test_altered_weights_and_changed_behaviour_are_caught(shipped_dir, tiny):
+    zoo.ship("tiny_toy")
+    manifest = json.loads(zoo.MANIFEST.read_text())
+    manifest["entries"]["tiny_toy"]["golden"][0] += 0.01           # as if today's code computed differently
+    zoo.MANIFEST.write_text(json.dumps(manifest))
+    (problem,) = zoo.verify(["tiny_toy"])
+    assert "golden output" in problem
+    path = shipped_dir / "tiny_toy.safetensors"
+    blob = bytearray(path.read_bytes())
+    blob[-5] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    (problem,) = zoo.verify(["tiny_toy"])
+    assert "sha256" in problem and "make zoo" in problem
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(KeyError, match="unknown zoo model"):
+        recipes.get("resnet9000")
+    with pytest.raises(ValueError, match="unknown profile"):
+        zoo.get("unet_fmnist", "huge")
+
+
+def test_shipped_weights_verify():
+    """Every shipped quick model: recipe hash, sha256, and today's code reproducing its golden output."""
+    assert zoo.verify() == []
+
+
+@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+def test_every_recipe_smoke_trains(name, monkeypatch):
+    """A few steps of each recipe on real data: the training path runs and the loss falls."""
+    r = dataclasses.replace(recipes.get(name), steps=30, warmup=0, batch_size=16)
+    x, y, sample_batch = zoo._training_data(r)
+    if x is not None:
+        x, y = x[:512], (y[:512] if y is not None else None)
+    from diffrep_lib.models import build
+    _, hist = training.train(r, build(r.model), x, y, device="cpu", log_every=10, sample_batch=sample_batch)
+    assert hist["loss"][-1] < hist["loss"][0]
