@@ -61,7 +61,7 @@ RECIPES = {
     "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
     # three tiny 2-D denoisers that differ only in what they predict (ch. 1, eps vs x0 vs v)
     **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
-                           "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=10000)}
+                           "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=5000)}
        for kind in ("eps", "x0", "v")},
 }
 

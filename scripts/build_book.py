@@ -19,7 +19,7 @@ FULL_RECORD = ROOT / "book" / "records" / "full.json"
 
 
 def record_markdown(rows: list[dict], title: str) -> str:
-    out = [f"### {title}", "",
+    out = [f"## {title}", "",
            "| chapter | profile | device | wall time | date | library | claims held |",
            "|---|---|---|---|---|---|---|"]
     for r in rows:
