@@ -121,10 +121,12 @@ def test_shipped_weights_verify():
 @pytest.mark.parametrize("name", sorted(recipes.RECIPES))
 def test_every_recipe_smoke_trains(name, monkeypatch):
     """A few steps of each recipe on real data: the training path runs and the loss falls."""
-    r = dataclasses.replace(recipes.get(name), steps=30, warmup=0, batch_size=16)
+    r = dataclasses.replace(recipes.get(name), steps=60, warmup=0)       # the recipe's own batch size
     x, y, sample_batch = zoo._training_data(r)
     if x is not None:
         x, y = x[:512], (y[:512] if y is not None else None)
     from diffrep_lib.models import build
-    _, hist = training.train(r, build(r.model), x, y, device="cpu", log_every=10, sample_batch=sample_batch)
+    _, hist = training.train(r, build(r.model), x, y, device="cpu", log_every=20, sample_batch=sample_batch)
+    # mean of steps 41-60 below the mean of steps 1-20 (for the v-prediction toy only by ~1%: its loss floor,
+    # about 1.55, lies close to where an untrained network starts)
     assert hist["loss"][-1] < hist["loss"][0]
