@@ -60,8 +60,9 @@ def bench_sampling(n: int, nfe: int) -> list[dict]:
             t0 = time.perf_counter()
             dr.generation.generate(D, n, sampler=name, sigmas=sig, cond=torch.arange(n) % 10, bf16=bf16, batch=n)
             dt = time.perf_counter() - t0
-            out.append({"sampler": name, "nfe": dr.samplers.nfe(name, len(sig) - 1), "bf16": bf16,
-                        "img_per_s": n / dt, "ms_per_img_nfe": 1000 * dt / n / nfe})
+            used = dr.samplers.nfe(name, len(sig) - 1)
+            out.append({"sampler": name, "nfe": used, "bf16": bf16, "img_per_s": n / dt,
+                        "ms_per_img_nfe": 1000 * dt / n / used})
     return out
 
 
