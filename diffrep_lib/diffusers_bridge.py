@@ -33,9 +33,11 @@ def eps_model(denoiser, scheduler, cond=None):
 
 
 @torch.no_grad()
-def sample(denoiser, scheduler, x_T: Tensor, steps: int, *, cond=None, generator=None, callback=None) -> Tensor:
+def sample(denoiser, scheduler, x_T: Tensor, steps: int, *, cond=None, generator=None, callback=None,
+           step_kwargs: dict | None = None) -> Tensor:
     """Run `scheduler` (DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, ...)
-    for `steps` steps from VP noise x_T, with eps_hat from `denoiser`. Returns the final VP sample (= x0)."""
+    for `steps` steps from VP noise x_T, with eps_hat from `denoiser`. Returns the final VP sample (= x0).
+    `step_kwargs` go to every `scheduler.step` call (e.g. DDIM's use_clipped_model_output)."""
     if scheduler.config.prediction_type != "epsilon":
         raise ValueError("the bridge hands the scheduler eps: create it with prediction_type='epsilon'")
     scheduler.set_timesteps(steps)
@@ -43,7 +45,7 @@ def sample(denoiser, scheduler, x_T: Tensor, steps: int, *, cond=None, generator
     x = x_T * scheduler.init_noise_sigma
     for i, t in enumerate(scheduler.timesteps):
         x_in = scheduler.scale_model_input(x, t)
-        kwargs = {"generator": generator} if generator is not None else {}
+        kwargs = {**({"generator": generator} if generator is not None else {}), **(step_kwargs or {})}
         x = scheduler.step(model(x_in, t), t, x, **kwargs).prev_sample
         if callback is not None:
             callback({"i": i, "t": float(t), "x": x})

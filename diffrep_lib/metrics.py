@@ -67,3 +67,15 @@ def denoising_errors(denoiser, x0: Tensor, sigmas: Tensor, *, generator=None) ->
         s = torch.full((len(x0),), float(sigma), dtype=x0.dtype)
         errs.append((denoiser(x0 + sigma * eps, s) - x0).double().pow(2).mean())
     return torch.stack(errs)
+
+
+def diversity(x: Tensor, y: Tensor) -> float:
+    """Mean pairwise L2 distance between samples of the same class, averaged over classes (ch. 3)."""
+    per_class = [torch.pdist(x[y == c].flatten(1).double()).mean() for c in y.unique() if (y == c).sum() > 1]
+    return float(torch.stack(per_class).mean())
+
+
+def sample_metrics(classifier, samples: dict, ref_stats) -> dict:
+    """FID-FM, sample accuracy and diversity of a class-conditional sample set {'x', 'y'}."""
+    x, y = samples["x"], samples["y"]
+    return {"fid": fid_fm(classifier, x, ref_stats), "acc": sample_accuracy(classifier, x, y), "div": diversity(x, y)}

@@ -22,6 +22,9 @@ class Profile:
     nfe_grid: tuple           # network evaluations compared across samplers
     ancestral_nfe: tuple      # budgets of the ancestral (DDPM) reference sampler
     converged_nfe: int        # a budget at which the ODE solvers have converged (DPM-Solver++ reference)
+    guidance_scales: tuple    # classifier-free guidance scales swept (ch. 3)
+    cg_scales: tuple          # classifier-guidance scales swept (ch. 3)
+    guidance_nfe: int         # sampler budget of the guidance sweeps
     n_toy: int                # points per 2-D toy experiment
     toy_steps: int            # SDE/ODE steps on the 2-D toy
     eval_batch: int           # batch size of network evaluations
@@ -30,9 +33,12 @@ class Profile:
 
 PROFILES = {
     "quick": Profile(name="quick", device="cpu", n_samples=300, n_ref=2000, nfe_grid=(5, 10, 20),
-                     ancestral_nfe=(100,), converged_nfe=50, n_toy=3000, toy_steps=200, eval_batch=300),
+                     ancestral_nfe=(100,), converged_nfe=50, guidance_scales=(1.0, 1.5, 2.0, 3.0, 5.0),
+                     cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200, eval_batch=300),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
-                    ancestral_nfe=(20, 100, 200), converged_nfe=100, n_toy=10000, toy_steps=500, eval_batch=2500),
+                    ancestral_nfe=(20, 100, 200), converged_nfe=100,
+                    guidance_scales=(1.0, 1.25, 1.5, 2.0, 3.0, 5.0), cg_scales=(0.0, 1.0, 3.0, 10.0, 30.0),
+                    guidance_nfe=20, n_toy=10000, toy_steps=500, eval_batch=2500),
 }
 
 

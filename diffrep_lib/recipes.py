@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
-from .models import ClassifierConfig, MLPConfig, UNetConfig
+from .models import ClassifierConfig, MLPConfig, NoisyClassifierConfig, UNetConfig
 
 FORMAT = 1  # bump when the meaning of a recipe field changes
 
@@ -47,6 +47,8 @@ _UNET = Recipe(name="unet_fmnist", model=UNetConfig(channels=(32, 48, 48), num_c
                data="fashion_mnist", steps=4000, batch_size=64, lr=1e-3, warmup=200)
 _CLASSIFIER = Recipe(name="classifier_fmnist", model=ClassifierConfig(), task="classify", data="fashion_mnist",
                      steps=1200, batch_size=128, lr=1e-3, warmup=50, ema_decay=None, weight_decay=1e-4)
+_NOISY = Recipe(name="noisy_classifier_fmnist", model=NoisyClassifierConfig(), task="classify_noisy",
+                data="fashion_mnist", steps=2000, batch_size=128, lr=1e-3, warmup=50, p_uncond=0.0)
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -59,6 +61,8 @@ RECIPES = {
     },
     # the evaluation classifier: its 128-d features define FID-FM, its predictions sample accuracy
     "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
+    # the noise-aware classifier p(y | x_t, t) of classifier guidance (ch. 3)
+    "noisy_classifier_fmnist": {"quick": _NOISY, "full": replace(_NOISY, steps=6000, batch_size=256)},
     # three tiny 2-D denoisers that differ only in what they predict (ch. 1, eps vs x0 vs v)
     **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
                            "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=5000)}

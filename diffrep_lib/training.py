@@ -43,6 +43,17 @@ def classification_terms(net, x: Tensor, y: Tensor, **_) -> dict[str, Tensor]:
     return {"ce": F.cross_entropy(net(x), y, reduction="none")}
 
 
+def noisy_classification_terms(net, x0: Tensor, y: Tensor, *, abar: Tensor, generator=None,
+                               t: Tensor | None = None, **_) -> dict[str, Tensor]:
+    """Cross-entropy of a noise-aware classifier p(y | x_t, t) on images noised at t ~ U{0..T-1}
+    (Dhariwal & Nichol 2021, §4), per sample."""
+    if t is None:
+        t = torch.randint(0, len(abar), (x0.shape[0],), generator=generator, device=x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    x_t = forward_process.q_sample(x0, t, abar, eps)
+    return {"ce": F.cross_entropy(net(x_t, t), y, reduction="none")}
+
+
 @torch.no_grad()
 def ema_update(ema, model, step: int, decay: float) -> None:
     """Exponential moving average with warm-up, decay_n = min(decay, (1 + n) / (10 + n)): a plain 0.999
@@ -123,7 +134,7 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
     return model.cpu().eval(), history
 
 
-TASKS = {"denoise": denoising_terms, "classify": classification_terms}
+TASKS = {"denoise": denoising_terms, "classify": classification_terms, "classify_noisy": noisy_classification_terms}
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import data, denoisers, schedules, training
+from . import data, denoisers, forward_process, schedules, training
 from .models import build
 from .profile import resolve
 from .recipes import RECIPES, Recipe, get as recipe, recipe_hash
@@ -79,7 +79,12 @@ def golden_input(r: Recipe, n: int = 4):
 def golden_output(model, r: Recipe) -> list[float]:
     """Per-sample mean and standard deviation of the model's output on the golden input."""
     x, t, y = golden_input(r)
-    out = model(x) if r.task == "classify" else (model(x, t, y) if y is not None else model(x, t))
+    if r.task == "classify":
+        out = model(x)
+    elif r.task == "classify_noisy":
+        out = model(x, t)
+    else:
+        out = model(x, t, y) if y is not None else model(x, t)
     out = out.flatten(1).double()
     return [round(v, 7) for v in torch.stack([out.mean(1), out.std(1)], 1).flatten().tolist()]
 
@@ -91,7 +96,7 @@ def _training_data(r: Recipe):
         toy = r.data.split("/", 1)[1]
         return None, None, (lambda n, g: data.toy2d.sample(toy, n, generator=g))
     x, y = data.training_tensors(r.data)
-    return x, (y if r.task == "classify" or getattr(r.model, "num_classes", None) else None), None
+    return x, (y if r.task.startswith("classify") or getattr(r.model, "num_classes", None) else None), None
 
 
 @torch.no_grad()
@@ -105,6 +110,14 @@ def evaluate(model, r: Recipe) -> dict:
     if r.task == "classify":
         return {"test_accuracy": round((model(x).argmax(1) == y).float().mean().item(), 4)}
     abar = schedules.alphas_cumprod(schedules.SCHEDULES[r.schedule](r.T))
+    if r.task == "classify_noisy":
+        g = torch.Generator().manual_seed(99)
+        acc = {}
+        for t in (0, 250, 500, 750):
+            tt = torch.full((len(x),), t)
+            x_t = forward_process.q_sample(x, tt, abar, torch.randn(x.shape, generator=g))
+            acc[f"test_accuracy_t{t}"] = round((model(x_t, tt).argmax(1) == y).float().mean().item(), 4)
+        return acc
     g = torch.Generator().manual_seed(99)
     yy = y if getattr(r.model, "num_classes", None) else None
     terms = training.denoising_terms(model, x, yy, abar=abar, prediction=r.prediction, generator=g)

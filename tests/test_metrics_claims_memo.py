@@ -77,3 +77,11 @@ def test_frechet_distance_matches_the_matrix_square_root_formula():
     root = np.real(scipy.linalg.sqrtm(c1.numpy() @ c2.numpy()))
     want = float(((m1 - m2) ** 2).sum()) + np.trace(c1.numpy() + c2.numpy() - 2 * root)
     assert abs(metrics.frechet_distance(m1, c1, m2, c2) - want) < 1e-8
+
+
+def test_diversity_is_zero_for_copies_and_grows_with_spread():
+    y = torch.arange(20) % 2
+    x = torch.randn(1, 1, 4, 4).expand(20, -1, -1, -1)
+    assert metrics.diversity(x, y) == 0.0
+    a, b = torch.randn(20, 1, 4, 4), torch.randn(20, 1, 4, 4)
+    assert metrics.diversity(2 * a, y) == pytest.approx(2 * metrics.diversity(a, y))
