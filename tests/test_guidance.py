@@ -80,3 +80,24 @@ def test_classifier_guidance_scale_zero_is_the_identity_and_the_gradient_has_the
 def test_guidance_without_a_condition_is_a_clear_error(D):
     with pytest.raises(ValueError, match="needs a condition"):
         guidance.cfg(D, 2.0, 10)(torch.randn(1, 1, 28, 28), torch.ones(1))
+
+
+def test_guided_ddim_step_with_clipping_uses_the_eps_of_the_clipped_x0(D):
+    """One DDIM step of a strongly guided, clipped denoiser: the direction term uses
+    eps = (x_t - alpha x0_clipped) / s, not the network's unclipped eps."""
+    x_t = torch.randn(4, 1, 28, 28) * 1.5
+    y = torch.tensor([0, 1, 2, 3])
+    a_t, a_prev = ABAR[700].float(), ABAR[600].float()
+    sig = schedules.sigma_from_abar(ABAR)
+    G = guidance.cfg(D, 8.0, 10)
+    with torch.no_grad():
+        x0_raw = G(x_t / a_t.sqrt(), sig[700].float().expand(4), y)
+        x0_clip = x0_raw.clamp(-1, 1)
+        assert (x0_raw.abs() > 1).any()                              # clipping really bites here
+        eps_consistent = (x_t - a_t.sqrt() * x0_clip) / (1 - a_t).sqrt()
+        eps_raw = (x_t - a_t.sqrt() * x0_raw) / (1 - a_t).sqrt()
+        want = a_prev.sqrt() * x0_clip + (1 - a_prev).sqrt() * eps_consistent
+        wrong = a_prev.sqrt() * x0_clip + (1 - a_prev).sqrt() * eps_raw
+        got = samplers.sample_ddim(denoisers.clip_x0(G), x_t / a_t.sqrt(), torch.stack([sig[700], sig[600]]),
+                                   cond=y) * a_prev.sqrt()
+    assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, wrong, atol=1e-2)
