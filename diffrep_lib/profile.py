@@ -7,7 +7,7 @@ unless the environment variable ``DIFFREP_PROFILE`` names a profile.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -27,18 +27,16 @@ class Profile:
     guidance_nfe: int         # sampler budget of the guidance sweeps
     n_toy: int                # points per 2-D toy experiment
     toy_steps: int            # SDE/ODE steps on the 2-D toy
-    eval_batch: int           # batch size of network evaluations
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 PROFILES = {
     "quick": Profile(name="quick", device="cpu", n_samples=300, n_ref=2000, nfe_grid=(5, 10, 20),
                      ancestral_nfe=(100,), converged_nfe=50, guidance_scales=(1.0, 1.5, 2.0, 3.0, 5.0),
-                     cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200, eval_batch=300),
+                     cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
                     ancestral_nfe=(20, 100, 200), converged_nfe=100,
                     guidance_scales=(1.0, 1.25, 1.5, 2.0, 3.0, 5.0), cg_scales=(0.0, 1.0, 3.0, 10.0, 30.0),
-                    guidance_nfe=20, n_toy=10000, toy_steps=500, eval_batch=2500),
+                    guidance_nfe=20, n_toy=10000, toy_steps=500),
 }
 
 

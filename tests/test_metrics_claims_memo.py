@@ -83,5 +83,5 @@ def test_diversity_is_zero_for_copies_and_grows_with_spread():
     y = torch.arange(20) % 2
     x = torch.randn(1, 1, 4, 4).expand(20, -1, -1, -1)
     assert metrics.diversity(x, y) == 0.0
-    a, b = torch.randn(20, 1, 4, 4), torch.randn(20, 1, 4, 4)
+    a = torch.randn(20, 1, 4, 4)
     assert metrics.diversity(2 * a, y) == pytest.approx(2 * metrics.diversity(a, y))

@@ -2,7 +2,6 @@
 atomic writes, and a smoke training of every recipe."""
 import dataclasses
 import json
-import warnings
 
 import pytest
 import torch
