@@ -101,3 +101,34 @@ def test_guided_ddim_step_with_clipping_uses_the_eps_of_the_clipped_x0(D):
         got = samplers.sample_ddim(denoisers.clip_x0(G), x_t / a_t.sqrt(), torch.stack([sig[700], sig[600]]),
                                    cond=y) * a_prev.sqrt()
     assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, wrong, atol=1e-2)
+
+
+def test_score_form_equals_the_ancestral_mean_shift_for_consecutive_steps(D):
+    """guided-diffusion's 'condition_mean' shifts the DDPM posterior mean by Sigma_t * s * g, g = grad_{x_t} log p;
+    the score form shifts x0_hat by s sigma^2 grad_x log p, which moves the posterior mean by s beta_t / sqrt(alpha_t) g.
+    The two differ by the factor Sigma_t sqrt(alpha_t) / beta_t, which tends to 1 for consecutive steps of the
+    1000-step chain (0.994 at t = 500): on the DDPM chain the score form is the ancestral mean shift."""
+    from diffrep_lib import forward_process
+
+    torch.manual_seed(2)
+    clf = NoisyClassifier().eval()
+    sig_table = schedules.sigma_from_abar(ABAR)
+    t = 500
+    a_t = ABAR[t].float()
+    x_t, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    sigma = sig_table[t].float().expand(4)
+    scale = 2.0
+    with torch.no_grad():
+        x0 = D(x_t / a_t.sqrt(), sigma, torch.full_like(y, 10))
+    x0_guided = guidance.classifier_guidance(D, clf, scale, sig_table, null=10)(x_t / a_t.sqrt(), sigma, y)
+    tt = torch.full((4,), t)
+    mean_score, var = forward_process.q_posterior(x0_guided.double(), x_t.double(), tt, ABAR)
+    mean_plain, _ = forward_process.q_posterior(x0.double(), x_t.double(), tt, ABAR)
+    x = x_t.clone().requires_grad_(True)                           # grad wrt x_t, as guided-diffusion takes it
+    log_p = torch.log_softmax(clf(x, torch.full((4,), float(t))), 1).gather(1, y[:, None]).sum()
+    g = torch.autograd.grad(log_p, x)[0].double()
+    delta_shift = var * scale * g                                   # condition_mean with Sigma = posterior variance
+    beta, alpha_t = 1 - ABAR[t] / ABAR[t - 1], ABAR[t] / ABAR[t - 1]
+    factor = var.flatten()[0] * alpha_t.sqrt() / beta
+    assert abs(factor - 1) < 0.01
+    assert torch.allclose(mean_score - mean_plain, delta_shift / factor, rtol=1e-3, atol=1e-7)
