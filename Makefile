@@ -33,7 +33,9 @@ system:
 # The virtual environment: torch 2.13.0 first where no torch is installed (the CPU wheel on this
 # disk; a bare `torch` would pull a CUDA build), an existing torch (Colab, GPU hosts) is kept.
 $(STAMP): pyproject.toml
-	@[ -x $(PY) ] || python3 -m venv --system-site-packages $(VENV)
+	@# reuse a torch the system already has (Colab, GPU hosts); otherwise an isolated venv
+	@[ -x $(PY) ] || { if python3 -c "import torch" 2>/dev/null; then python3 -m venv --system-site-packages $(VENV); \
+	  else python3 -m venv $(VENV); fi; }
 	@$(PY) -c "import torch" 2>/dev/null || { echo "setup: installing torch==2.13.0"; $(PY) -m pip install -q torch==2.13.0; }
 	$(PY) -m pip install -q -e ".[pinned,book,test]"
 	@rm -f $(VENV)/.installed-*; touch $@
