@@ -8,6 +8,7 @@ Results are a tensor or a dict of tensors and JSON values; tensors go to safeten
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -21,8 +22,13 @@ def memo_dir() -> Path:
 
 
 def key(fn, args: tuple, kwargs: dict, deps: tuple) -> str:
-    payload = json.dumps([fn.__module__, fn.__qualname__, repr(args), sorted((k, repr(v)) for k, v in kwargs.items()),
-                          list(deps)], sort_keys=True)
+    """Hash of the function (its name and source, so editing it invalidates old results), arguments and deps."""
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):  # lambdas typed at a prompt, builtins
+        source = ""
+    payload = json.dumps([fn.__module__, fn.__qualname__, source, repr(args),
+                          sorted((k, repr(v)) for k, v in kwargs.items()), list(deps)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 

@@ -85,3 +85,15 @@ def test_diversity_is_zero_for_copies_and_grows_with_spread():
     assert metrics.diversity(x, y) == 0.0
     a = torch.randn(20, 1, 4, 4)
     assert metrics.diversity(2 * a, y) == pytest.approx(2 * metrics.diversity(a, y))
+
+
+def test_memo_key_changes_when_the_function_body_does():
+    def f(a):
+        return a
+
+    def g(a):
+        return a + 0
+
+    g.__qualname__ = f.__qualname__                   # same name and module: only the source differs
+    assert memo.key(f, (1,), {}, ()) != memo.key(g, (1,), {}, ())
+    assert memo.key(f, (1,), {}, ()) == memo.key(f, (1,), {}, ())
