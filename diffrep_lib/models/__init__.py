@@ -1,11 +1,13 @@
 """Denoising backbones and the evaluation classifier, by name (survey §2.2)."""
 from .classifier import Classifier, ClassifierConfig
+from .dit import DiT, DiTConfig
 from .mlp import MLP, MLPConfig
 from .noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from .unet import UNet, UNetConfig
 
 # config type -> module class: a recipe names a config, the zoo builds the module from it.
-MODELS = {UNetConfig: UNet, ClassifierConfig: Classifier, MLPConfig: MLP, NoisyClassifierConfig: NoisyClassifier}
+MODELS = {UNetConfig: UNet, DiTConfig: DiT, ClassifierConfig: Classifier, MLPConfig: MLP,
+          NoisyClassifierConfig: NoisyClassifier}
 
 
 def build(cfg):
