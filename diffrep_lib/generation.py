@@ -33,6 +33,8 @@ def generate(denoiser, n: int, *, sampler: str, sigmas: Tensor, cond: Tensor | N
              batch: int = 500, bf16: bool = False, shape=(1, 28, 28), device: str = "cpu") -> Tensor:
     """n samples (n, *shape) in [-1, 1]: initial noise from one seeded generator (so sample i does not
     depend on the batch size for deterministic samplers), then `sampler` over the noise levels `sigmas`."""
+    if sampler not in samplers.SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(samplers.SAMPLERS)}")
     sample = samplers.SAMPLERS[sampler]
     g = torch.Generator().manual_seed(seed)
     x_T = sigmas[0] * torch.randn((n, *shape), generator=g, dtype=torch.float64)

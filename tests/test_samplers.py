@@ -86,3 +86,10 @@ def test_sampler_registry_and_nfe():
     assert set(samplers.SAMPLERS) >= {"euler", "heun", "ddim", "ddpm", "dpmpp_2m", "euler_maruyama"}
     assert samplers.nfe("heun", samplers.steps_for_nfe("heun", 9)) == 9
     assert samplers.nfe("ddim", 10) == 10
+
+
+def test_unknown_sampler_is_a_clear_error():
+    from diffrep_lib import generation
+
+    with pytest.raises(ValueError, match="unknown sampler"):
+        generation.generate(lambda x, s, c=None: x, 2, sampler="rk4", sigmas=torch.tensor([1.0, 0.0]))
