@@ -13,13 +13,10 @@ import torch
 from torch import nn
 
 from . import parameterisation, schedules
+from .forward_process import per_sample
 
 Tensor = torch.Tensor
 Denoiser = Callable[..., Tensor]
-
-
-def _col(v: Tensor, like: Tensor) -> Tensor:
-    return v.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 class VPDenoiser(nn.Module):
@@ -46,7 +43,7 @@ class VPDenoiser(nn.Module):
 
     def forward(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         sigma = torch.as_tensor(sigma, device=x.device).expand(x.shape[0])
-        alpha, s = (_col(c, x) for c in schedules.vp_coefficients(sigma.double()))
+        alpha, s = (per_sample(c, x) for c in schedules.vp_coefficients(sigma.double()))
         x_t = alpha * x
         t = schedules.sigma_to_t(sigma.double(), self.sigmas).to(x.dtype)
         out = self.net(x_t, t, cond) if cond is not None else self.net(x_t, t)
@@ -65,7 +62,7 @@ def clip_x0(denoiser: Denoiser, lo: float = -1.0, hi: float = 1.0) -> Denoiser:
 
 def score(denoiser: Denoiser, x: Tensor, sigma: Tensor, cond=None) -> Tensor:
     """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 (Tweedie; survey §2.1)."""
-    return (denoiser(x, sigma, cond) - x) / _col(torch.as_tensor(sigma, device=x.device).expand(x.shape[0]), x) ** 2
+    return (denoiser(x, sigma, cond) - x) / per_sample(torch.as_tensor(sigma, device=x.device).expand(x.shape[0]), x) ** 2
 
 
 def gaussian_mixture_denoiser(means: Tensor, covs: Tensor, weights: Tensor) -> Denoiser:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from . import schedules
+from .forward_process import per_sample
 
 Tensor = torch.Tensor
 
@@ -25,7 +26,7 @@ def eps_model(denoiser, scheduler, cond=None):
         log_sigma = torch.from_numpy(np.interp(t.numpy(), table_t.numpy(), sigmas.log().numpy()))
         sigma = log_sigma.exp().expand(x_t.shape[0])
         alpha, s = schedules.vp_coefficients(sigma)
-        alpha, s = (v.to(x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1))) for v in (alpha, s))
+        alpha, s = (per_sample(v, x_t) for v in (alpha, s))
         x0 = denoiser(x_t / alpha, sigma.to(x_t.dtype), cond)
         return (x_t - alpha * x0) / s
 

@@ -9,15 +9,15 @@ import torch
 Tensor = torch.Tensor
 
 
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    """Gather-free broadcast of per-sample coefficients (N,) to the shape of `like` (N, ...)."""
+def per_sample(v: Tensor, like: Tensor) -> Tensor:
+    """Per-sample coefficients (N,) reshaped to broadcast against `like` (N, ...), in its dtype."""
     return v.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def q_sample(x0: Tensor, t: Tensor, abar: Tensor, eps: Tensor) -> Tensor:
     """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, survey Eq. 3."""
     a = abar.to(x0.device)[t]
-    return _bcast(a.sqrt(), x0) * x0 + _bcast((1 - a).sqrt(), x0) * eps
+    return per_sample(a.sqrt(), x0) * x0 + per_sample((1 - a).sqrt(), x0) * eps
 
 
 def q_posterior(x0: Tensor, xt: Tensor, t: Tensor, abar: Tensor) -> tuple[Tensor, Tensor]:
@@ -34,9 +34,9 @@ def q_posterior(x0: Tensor, xt: Tensor, t: Tensor, abar: Tensor) -> tuple[Tensor
     b = 1 - a_t / a_prev
     c0 = a_prev.sqrt() * b / (1 - a_t)
     ct = (1 - b).sqrt() * (1 - a_prev) / (1 - a_t)
-    mean = _bcast(c0, x0) * x0 + _bcast(ct, xt) * xt
+    mean = per_sample(c0, x0) * x0 + per_sample(ct, xt) * xt
     var = (1 - a_prev) / (1 - a_t) * b
-    return mean, _bcast(var, xt)
+    return mean, per_sample(var, xt)
 
 
 def vlb_weights(betas: Tensor) -> Tensor:

@@ -14,12 +14,9 @@ from __future__ import annotations
 import torch
 
 from . import schedules
+from .forward_process import per_sample
 
 Tensor = torch.Tensor
-
-
-def _col(v: Tensor, like: Tensor) -> Tensor:
-    return v.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def cfg(denoiser, scale: float, null: int, interval: tuple[float, float] | None = None):
@@ -42,7 +39,7 @@ def cfg(denoiser, scale: float, null: int, interval: tuple[float, float] | None 
         if interval is not None:
             inside = (sigma >= interval[0]) & (sigma <= interval[1])
             s = torch.where(inside, s, torch.ones_like(s))
-        return x0_u + _col(s, x) * (x0_c - x0_u)
+        return x0_u + per_sample(s, x) * (x0_c - x0_u)
 
     return guided
 
@@ -58,7 +55,7 @@ def classifier_guidance(denoiser, classifier, scale: float, sigmas_table: Tensor
     def log_p_grad(x: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
         with torch.enable_grad():
             x = x.detach().float().requires_grad_(True)
-            alpha = _col((1 + sigma.double() ** 2).rsqrt(), x)
+            alpha = per_sample((1 + sigma.double() ** 2).rsqrt(), x)
             t = schedules.sigma_to_t(sigma.double(), sigmas_table).float()
             logits = classifier(alpha * x, t)
             log_p = torch.log_softmax(logits.float(), dim=1).gather(1, y[:, None]).sum()
@@ -72,7 +69,7 @@ def classifier_guidance(denoiser, classifier, scale: float, sigmas_table: Tensor
         x0 = denoiser(x, sigma, inner)
         if scale == 0:
             return x0
-        return x0 + float(scale) * _col(sigma, x) ** 2 * log_p_grad(x, sigma, cond).to(x0.dtype)
+        return x0 + float(scale) * per_sample(sigma, x) ** 2 * log_p_grad(x, sigma, cond).to(x0.dtype)
 
     return guided
 

@@ -30,7 +30,7 @@ def denoising_terms(net, x0: Tensor, y: Tensor | None, *, abar: Tensor, predicti
         t = torch.randint(0, len(abar), (n,), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device)
     x_t = forward_process.q_sample(x0, t, abar, eps)
-    a = abar.to(x0.device)[t].float().reshape(-1, *([1] * (x0.ndim - 1)))
+    a = forward_process.per_sample(abar.to(x0.device)[t], x0)
     tgt = parameterisation.target(prediction, x0, eps, a.sqrt(), (1 - a).sqrt())
     if y is not None and null is not None and p_uncond > 0:
         y = drop_labels(y, p_uncond, null, generator)

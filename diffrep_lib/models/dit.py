@@ -10,7 +10,6 @@ Shapes: x (N, C, H, W) -> tokens (N, T = (H/p)(W/p), D) -> (N, C, H, W).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
