@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
-from .models import ClassifierConfig, MLPConfig, NoisyClassifierConfig, UNetConfig
+from .models import ClassifierConfig, DiTConfig, MLPConfig, NoisyClassifierConfig, UNetConfig, UViTConfig
 
 FORMAT = 1  # bump when the meaning of a recipe field changes
 
@@ -49,6 +49,12 @@ _CLASSIFIER = Recipe(name="classifier_fmnist", model=ClassifierConfig(), task="c
                      steps=1200, batch_size=128, lr=1e-3, warmup=50, ema_decay=None, weight_decay=1e-4)
 _NOISY = Recipe(name="noisy_classifier_fmnist", model=NoisyClassifierConfig(), task="classify_noisy",
                 data="fashion_mnist", steps=2000, batch_size=128, lr=1e-3, warmup=50, p_uncond=0.0)
+# Chapter 2 trains the three backbones at the U-Net's budget (same steps, batch, optimiser, schedule);
+# the token models are sized so that their CPU step time is below the U-Net's (make bench).
+_DIT = replace(_UNET, name="dit_fmnist", model=DiTConfig(dim=96, depth=6, heads=4, patch=4))
+_UVIT = replace(_UNET, name="uvit_fmnist", model=UViTConfig(dim=64, depth=7, heads=4, patch=4))
+_FULL_BUDGET = dict(steps=6000, batch_size=256, lr=5e-4, warmup=500)   # the full U-Net's
+ABLATION_STEPS = {"dit_fmnist": {"quick": 400, "full": 1500}, "uvit_fmnist": {"quick": 800, "full": 1500}}
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -63,11 +69,28 @@ RECIPES = {
     "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
     # the noise-aware classifier p(y | x_t, t) of classifier guidance (ch. 3)
     "noisy_classifier_fmnist": {"quick": _NOISY, "full": replace(_NOISY, steps=6000, batch_size=256)},
+    # the backbones of ch. 2 at the U-Net's budget; the DiT is also the baseline of representation alignment
+    "dit_fmnist": {"quick": _DIT, "full": replace(_DIT, model=DiTConfig(dim=192, depth=8, heads=6, patch=2),
+                                                  **_FULL_BUDGET)},
+    "uvit_fmnist": {"quick": _UVIT, "full": replace(_UVIT, model=UViTConfig(dim=192, depth=9, heads=6, patch=2),
+                                                    **_FULL_BUDGET)},
     # three tiny 2-D denoisers that differ only in what they predict (ch. 1, eps vs x0 vs v)
     **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
                            "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=5000)}
        for kind in ("eps", "x0", "v")},
 }
+
+# ch. 2's ablations: short runs of each token backbone with and without its design choice; only their loss
+# curves and metrics are kept (RECORD_ONLY). The first arm of each pair is the main recipe cut short, so
+# with the same seed it repeats the main run's first steps exactly.
+ABLATIONS = {"dit_ablation_adaln_zero": ("dit_fmnist", {}),
+             "dit_ablation_plain_init": ("dit_fmnist", {"zero_init": False}),
+             "uvit_ablation_long_skips": ("uvit_fmnist", {}),
+             "uvit_ablation_no_skips": ("uvit_fmnist", {"long_skips": False})}
+for _name, (_base, _change) in ABLATIONS.items():
+    RECIPES[_name] = {p: replace(r, name=_name, model=replace(r.model, **_change), steps=ABLATION_STEPS[_base][p])
+                      for p, r in RECIPES[_base].items()}
+RECORD_ONLY = frozenset(ABLATIONS)    # `make zoo` ships their training record, not their weights
 
 
 def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:

@@ -134,6 +134,15 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
     return model.cpu().eval(), history
 
 
+def mean_loss(history: dict, start: float = 0, stop: float = float("inf")) -> float:
+    """Mean of a logged loss curve {'step': [...], 'loss': [...]} over the points with start < step <= stop,
+    e.g. the second half of a run, past warm-up and the first fast fall (ch. 2's ablations)."""
+    window = [loss for step, loss in zip(history["step"], history["loss"]) if start < step <= stop]
+    if not window:
+        raise ValueError(f"no logged loss in steps ({start}, {stop}]; the curve has steps {history['step']}")
+    return sum(window) / len(window)
+
+
 TASKS = {"denoise": denoising_terms, "classify": classification_terms, "classify_noisy": noisy_classification_terms}
 
 

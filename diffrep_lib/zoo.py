@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from . import data, denoisers, forward_process, schedules, training
 from .models import build
 from .profile import resolve
-from .recipes import RECIPES, Recipe, get as recipe, recipe_hash
+from .recipes import RECIPES, RECORD_ONLY, Recipe, get as recipe, recipe_hash
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -57,6 +57,7 @@ def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -68,7 +69,7 @@ def golden_input(r: Recipe, n: int = 4):
     """A fixed input for the model of recipe r: (x, t, y) drawn from a seeded generator."""
     g = torch.Generator().manual_seed(1234)
     cfg = r.model
-    shape = (n, cfg.dim) if hasattr(cfg, "dim") else (n, cfg.in_channels, 28, 28)
+    shape = (n, cfg.in_channels, 28, 28) if hasattr(cfg, "in_channels") else (n, cfg.dim)
     x = torch.randn(shape, generator=g)
     t = torch.tensor([10.0, 250.0, 500.0, 900.0])[:n]
     y = torch.tensor([0, 3, 7, getattr(cfg, "num_classes", 0) or 0])[:n] if getattr(cfg, "num_classes", None) else None
@@ -156,13 +157,20 @@ def read_manifest() -> dict:
     return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"format": 1, "entries": {}}
 
 
-def _shipped(r: Recipe):
+def _shipped_entry(r: Recipe) -> dict:
     entry = read_manifest()["entries"].get(r.name)
-    path = WEIGHTS_DIR / f"{r.name}.safetensors"
-    if entry is None or not path.exists():
-        raise ZooError(f"no shipped weights for {r.name!r}: run `make zoo`")
+    if entry is None:
+        raise ZooError(f"no shipped record for {r.name!r}: run `make zoo`")
     if entry["recipe_hash"] != recipe_hash(r):
-        raise ZooError(f"recipe {r.name} changed since its weights were trained: run `make zoo`")
+        raise ZooError(f"recipe {r.name} changed since it was trained: run `make zoo`")
+    return entry
+
+
+def _shipped(r: Recipe):
+    entry = _shipped_entry(r)
+    path = WEIGHTS_DIR / f"{r.name}.safetensors"
+    if not path.exists():
+        raise ZooError(f"no shipped weights for {r.name!r}: run `make zoo`")
     if sha256(path) != entry["sha256"]:
         raise ZooError(f"{path.name} does not match its manifest sha256 (altered or corrupt): run `make zoo`")
     return _load_into(r, path)
@@ -189,9 +197,29 @@ def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = No
     """The trained model `name` for a profile and training seed (eval mode, on the CPU)."""
     profile = resolve(profile)
     r = recipe(name, profile, seed)
-    if profile == "quick" and seed == 0 and os.environ.get("DIFFREP_RETRAIN") != "1":
+    if _use_shipped(name, profile, seed) and name not in RECORD_ONLY:
         return _shipped(r)
     return _from_cache(r, profile, device)
+
+
+def _use_shipped(name: str, profile: str, seed: int) -> bool:
+    return profile == "quick" and seed == 0 and os.environ.get("DIFFREP_RETRAIN") != "1"
+
+
+def record(name: str, profile: str = "auto", seed: int = 0, device: str | None = None) -> dict:
+    """The training record of `name`: steps, wall time, device, loss curve and held-out metrics.
+
+    The shipped quick/seed-0 record comes from the manifest (also for RECORD_ONLY recipes, whose weights
+    are not shipped); any other is read from the cache, training the model first if needed."""
+    profile = resolve(profile)
+    r = recipe(name, profile, seed)
+    if _use_shipped(name, profile, seed):
+        return _shipped_entry(r)
+    path = cached_path(r, profile).with_suffix(".json")
+    if not path.exists():
+        cached_path(r, profile).unlink(missing_ok=True)     # weights without their record: train afresh
+        _from_cache(r, profile, device)
+    return json.loads(path.read_text())
 
 
 def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
@@ -219,6 +247,10 @@ def verify(names=None) -> list[str]:
         if entry is None:
             problems.append(f"{name}: no manifest entry: run `make zoo`")
             continue
+        if name in RECORD_ONLY:
+            if entry["recipe_hash"] != recipe_hash(r):
+                problems.append(f"recipe {name} changed since it was trained: run `make zoo`")
+            continue
         try:
             model = _shipped(r)
         except ZooError as err:
@@ -239,19 +271,20 @@ def stale(names=None) -> list[str]:
     for name in names or sorted(RECIPES):
         e = entries.get(name)
         if e is None or e["recipe_hash"] != recipe_hash(recipe(name, "quick", 0)) \
-                or not (WEIGHTS_DIR / f"{name}.safetensors").exists():
+                or (name not in RECORD_ONLY and not (WEIGHTS_DIR / f"{name}.safetensors").exists()):
             out.append(name)
     return out
 
 
 def ship(name: str) -> dict:
-    """Train the quick recipe `name` on the CPU and write its weights and manifest entry."""
+    """Train the quick recipe `name` on the CPU and write its weights (unless RECORD_ONLY) and manifest entry."""
     r = recipe(name, "quick", 0)
     model, record = train(r, device="cpu")
-    path = WEIGHTS_DIR / f"{name}.safetensors"
-    atomic_save(model.state_dict(), path)
-    record["sha256"] = sha256(path)
-    record["bytes"] = path.stat().st_size
+    if name not in RECORD_ONLY:
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        atomic_save(model.state_dict(), path)
+        record["sha256"] = sha256(path)
+        record["bytes"] = path.stat().st_size
     manifest = read_manifest()          # re-read: other recipes may have been shipped meanwhile
     manifest["entries"][name] = record
     atomic_write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -10,44 +10,69 @@ import argparse
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import diffrep_lib as dr
-from diffrep_lib import recipes, training, zoo
+from diffrep_lib import costs, recipes, zoo
 from diffrep_lib.models import build
 
 PEAK_FP32 = 166.0
 
 
-def step_fn(r, net, opt, abar, xb, yb):
-    null = getattr(net, "null_label", None)
-    terms = training.TASKS[r.task](net, xb, yb, abar=abar, prediction=r.prediction, p_uncond=r.p_uncond, null=null)
-    loss = sum(v.mean() for v in terms.values())
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
 def bench_recipe(name: str, steps: int) -> dict:
     r = recipes.get(name)
     torch.manual_seed(0)
-    net = build(r.model).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=r.lr)
-    abar = dr.schedules.alphas_cumprod(dr.schedules.SCHEDULES[r.schedule](r.T))
     x, y, sample_batch = zoo._training_data(r)
     xb = sample_batch(r.batch_size, None) if sample_batch else x[:r.batch_size]
     yb = None if sample_batch or y is None else y[:r.batch_size]
-    with FlopCounterMode(display=False) as fc:
-        step_fn(r, net, opt, abar, xb, yb)
-    flops = fc.get_total_flops()
-    for _ in range(2):
-        step_fn(r, net, opt, abar, xb, yb)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step_fn(r, net, opt, abar, xb, yb)
-    dt = (time.perf_counter() - t0) / steps
-    return {"recipe": name, "batch": r.batch_size, "s_per_step": dt, "img_per_s": r.batch_size / dt,
-            "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / dt}
+    b = costs.training_throughput(build(r.model), r, xb, yb, steps=steps)
+    return {"recipe": name, "batch": r.batch_size, **b, "gflop_per_step": b["flops_per_step"] / 1e9,
+            "gflop_per_s": b["flops_per_step"] / 1e9 / b["s_per_step"]}
+
+
+def diffusers_unet(cfg):
+    """diffusers' UNet2DModel as close to our UNetConfig as its blocks allow: the same widths per level,
+    one ResNet per level on the way down, attention at the lowest level and in the middle, GroupNorm groups,
+    scale-shift conditioning and a class table with a null row. (Its up path has layers_per_block + 1 = 2
+    ResNets per level and it resamples with convolutions, so it does more work than ours.)"""
+    from diffusers import UNet2DModel
+    n = len(cfg.channels)
+    return UNet2DModel(sample_size=28, in_channels=cfg.in_channels, out_channels=cfg.in_channels,
+                       block_out_channels=cfg.channels, layers_per_block=1, norm_num_groups=cfg.groups,
+                       down_block_types=("DownBlock2D",) * (n - 1) + ("AttnDownBlock2D",),
+                       up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+                       attention_head_dim=cfg.channels[-1] // cfg.heads, resnet_time_scale_shift="scale_shift",
+                       num_class_embeds=cfg.num_classes + 1)
+
+
+class DiffusersAdapter(torch.nn.Module):
+    """net(x, t, y) -> tensor, the contract of our backbones, around a diffusers UNet2DModel."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+        self.null_label = unet.config.num_class_embeds - 1
+
+    def forward(self, x, t, y=None):
+        y = torch.full((len(x),), self.null_label) if y is None else y
+        return self.unet(x, t, class_labels=y).sample
+
+
+def bench_unet_vs_diffusers(steps: int) -> list[dict]:
+    """Our U-Net and the matching diffusers UNet2DModel, one training step each in turn, in one process."""
+    r = recipes.get("unet_fmnist")
+    x, y, _ = zoo._training_data(r)
+    xb, yb = x[:r.batch_size], y[:r.batch_size]
+    torch.manual_seed(0)
+    nets = {"ours (diffrep UNet)": build(r.model), "diffusers UNet2DModel": DiffusersAdapter(diffusers_unet(r.model))}
+    rows = {name: [] for name in nets}
+    for _ in range(3):                                     # alternate, so both see the same machine state
+        for name, net in nets.items():
+            rows[name].append(costs.training_throughput(net, r, xb, yb, steps=max(1, steps // 3), warmup=1))
+    out = []
+    for name, net in nets.items():
+        best = min(rows[name], key=lambda b: b["s_per_step"])
+        out.append({"model": name, "params": sum(p.numel() for p in net.parameters()), **best})
+    return out
 
 
 def bench_sampling(n: int, nfe: int) -> list[dict]:
@@ -74,10 +99,18 @@ def main() -> None:
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 peak ~{PEAK_FP32:.0f} GFLOP/s\n")
     print(f"{'recipe':<20} {'batch':>5} {'s/step':>8} {'img/s':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} {'% peak':>7}")
-    for name in sorted(recipes.RECIPES):
+    for name in sorted(set(recipes.RECIPES) - recipes.RECORD_ONLY):
         b = bench_recipe(name, args.steps)
         print(f"{b['recipe']:<20} {b['batch']:>5} {b['s_per_step']:>8.3f} {b['img_per_s']:>8.0f} "
               f"{b['gflop_per_step']:>11.2f} {b['gflop_per_s']:>8.1f} {100 * b['gflop_per_s'] / PEAK_FP32:>6.0f}%")
+    print(f"\nour U-Net against diffusers' UNet2DModel (unet_fmnist recipe, batch {recipes.get('unet_fmnist').batch_size})")
+    print(f"{'model':<24} {'params':>9} {'s/step':>8} {'img/s':>8} {'GFLOP/step':>11} {'GFLOP/s':>8}")
+    rows = bench_unet_vs_diffusers(args.steps)
+    for b in rows:
+        print(f"{b['model']:<24} {b['params']:>9,} {b['s_per_step']:>8.3f} {b['img_per_s']:>8.0f} "
+              f"{b['flops_per_step'] / 1e9:>11.2f} {b['flops_per_step'] / 1e9 / b['s_per_step']:>8.1f}")
+    print(f"step-time ratio diffusers / ours: {rows[1]['s_per_step'] / rows[0]['s_per_step']:.2f} "
+          f"(FLOP ratio {rows[1]['flops_per_step'] / rows[0]['flops_per_step']:.2f})")
     print(f"\nsampling unet_fmnist, {args.samples} class-conditional images, budget {args.nfe} NFE")
     print(f"{'sampler':<16} {'NFE':>4} {'bf16':>5} {'img/s':>8} {'ms/(img*NFE)':>13}")
     for s in bench_sampling(args.samples, args.nfe):

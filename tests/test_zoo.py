@@ -117,7 +117,42 @@ def test_shipped_weights_verify():
     assert zoo.verify() == []
 
 
-@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+def test_record_only_recipes_ship_their_record_but_no_weights(shipped_dir, tiny, monkeypatch):
+    monkeypatch.setattr(recipes, "RECORD_ONLY", recipes.RECORD_ONLY | {"tiny_toy"})
+    monkeypatch.setattr(zoo, "RECORD_ONLY", recipes.RECORD_ONLY)
+    zoo.ship("tiny_toy")
+    assert not (shipped_dir / "tiny_toy.safetensors").exists()
+    assert zoo.stale(["tiny_toy"]) == [] and zoo.verify(["tiny_toy"]) == []
+    monkeypatch.setattr(zoo, "train", no_training)
+    rec = zoo.record("tiny_toy", "quick")
+    assert rec["steps"] == 30 and rec["loss_curve"]["step"][-1] == 30
+
+
+def test_record_of_an_unshipped_model_trains_once_and_is_cached(cache, tiny, monkeypatch):
+    rec = zoo.record("tiny_toy", "full", seed=1)
+    assert rec["seed"] == 1 and rec["steps"] == 40
+    monkeypatch.setattr(zoo, "train", no_training)
+    assert zoo.record("tiny_toy", "full", seed=1) == rec
+
+
+def test_a_short_run_repeats_the_first_steps_of_a_long_one(tiny):
+    """Why ch. 2's ablation arms can be compared step for step: training does not depend on the total steps."""
+    from diffrep_lib.models import build
+    curves = []
+    for steps in (100, 200):
+        r = dataclasses.replace(TINY, steps=steps, warmup=20)
+        torch.manual_seed(r.seed)
+        _, hist = training.train(r, build(r.model), None, None, device="cpu", log_every=25,
+                                 sample_batch=lambda n, g: __import__("diffrep_lib").data.toy2d.sample("8gaussians", n, generator=g))
+        curves.append(hist["loss"])
+    assert curves[0] == curves[1][:4]
+
+
+# one smoke run per distinct architecture: the ablations' first arms repeat their main recipe's model
+SMOKE = sorted(n for n in recipes.RECIPES if n not in recipes.RECORD_ONLY or recipes.ABLATIONS[n][1])
+
+
+@pytest.mark.parametrize("name", SMOKE)
 def test_every_recipe_smoke_trains(name, monkeypatch):
     """A few steps of each recipe on real data: the training path runs and the loss falls."""
     r = dataclasses.replace(recipes.get(name), steps=60, warmup=0)       # the recipe's own batch size

@@ -4,9 +4,10 @@ from .dit import DiT, DiTConfig
 from .mlp import MLP, MLPConfig
 from .noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from .unet import UNet, UNetConfig
+from .uvit import UViT, UViTConfig
 
 # config type -> module class: a recipe names a config, the zoo builds the module from it.
-MODELS = {UNetConfig: UNet, DiTConfig: DiT, ClassifierConfig: Classifier, MLPConfig: MLP,
+MODELS = {UNetConfig: UNet, DiTConfig: DiT, UViTConfig: UViT, ClassifierConfig: Classifier, MLPConfig: MLP,
           NoisyClassifierConfig: NoisyClassifier}
 
 

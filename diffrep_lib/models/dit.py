@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
-from .embeddings import LabelEmbedder, TimestepEmbedder
+from .attention import SelfAttention, mlp
+from .embeddings import LabelEmbedder, TimestepEmbedder, with_null
+from .patches import unpatchify
 
 
 @dataclass(frozen=True)
@@ -51,23 +52,15 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float):
         super().__init__()
-        self.heads = heads
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.attn = SelfAttention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp = mlp(dim, mlp_ratio)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
-
-    def attention(self, x):
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)                # (N, heads, T, d_head)
-        return self.proj(out.transpose(1, 2).reshape(n, t, d))
 
     def forward(self, x, c):
         b1, s1, g1, b2, s2, g2 = self.ada(c).chunk(6, dim=1)
-        x = x + g1[:, None] * self.attention(modulate(self.norm1(x), b1, s1))
+        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), b1, s1))
         return x + g2[:, None] * self.mlp(modulate(self.norm2(x), b2, s2))
 
 
@@ -125,18 +118,13 @@ class DiT(nn.Module):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
-    def unpatchify(self, tokens):
-        n, p, g, c = tokens.shape[0], self.cfg.patch, self.grid, self.cfg.in_channels
-        x = tokens.reshape(n, g, g, p, p, c).permute(0, 5, 1, 3, 2, 4)   # (N, C, g, p, g, p)
-        return x.reshape(n, c, g * p, g * p)
-
     def forward(self, x, t, y=None):
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])
         c = self.time_embed(t)
         if self.label_embed is not None:
-            y = torch.full_like(t, self.label_embed.null, dtype=torch.long) if y is None else y
+            y = with_null(y, t, self.label_embed.null)
             c = c + self.label_embed(y)
         h = self.patch(x).flatten(2).transpose(1, 2) + self.pos        # (N, T, D)
         for block in self.blocks:
             h = block(h, c)
-        return self.unpatchify(self.final(h, c))
+        return unpatchify(self.final(h, c), self.cfg.patch, self.cfg.in_channels)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .embeddings import LabelEmbedder, TimestepEmbedder
+from .embeddings import LabelEmbedder, TimestepEmbedder, with_null
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class UNet(nn.Module):
     def embed(self, t, y=None):
         emb = self.time_embed(t)
         if self.label_embed is not None:
-            y = torch.full_like(t, self.label_embed.null, dtype=torch.long) if y is None else y
+            y = with_null(y, t, self.label_embed.null)
             emb = emb + self.label_embed(y)
         return emb
 
