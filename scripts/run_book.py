@@ -24,7 +24,7 @@ RECORD = OUT / "record.json"
 
 
 def chapters(names=None) -> list[Path]:
-    found = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    found = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if names:
         found = [p for p in found if p.stem in names]
     return found

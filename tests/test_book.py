@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPO = CONFIG["repository"]["url"].rstrip("/")
 
@@ -71,3 +71,60 @@ def test_environment_yml_has_the_same_pins_as_pyproject():
 def test_shipped_weights_are_small():
     total = sum(p.stat().st_size for p in (ROOT / "diffrep_lib" / "weights").glob("*.safetensors"))
     assert total <= 30 * 2**20
+
+
+# ----------------------------------------------------------------- citations, taxonomy links, exercises
+
+BIB_KEYS = set(re.findall(r"@\w+\{([^,\s]+),", (ROOT / "book" / "references.bib").read_text()))
+CHAPTERS = [nb for nb in NOTEBOOKS if nb.stem[:2].isdigit()]          # numbered chapters; A1 is the appendix
+
+
+def markdown_of(nb):
+    return "\n".join(src(c) for c in cells(nb) if c["cell_type"] == "markdown")
+
+
+def cited_keys(text):
+    return {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text) for k in group.split(",")}
+
+
+def test_every_cite_key_resolves():
+    pages = [markdown_of(nb) for nb in NOTEBOOKS] + [p.read_text() for p in (ROOT / "book").glob("*.md")]
+    unknown = set().union(*(cited_keys(t) for t in pages)) - BIB_KEYS
+    assert not unknown, f"{{cite}} keys missing from book/references.bib: {sorted(unknown)}"
+
+
+def test_every_taxonomy_method_has_a_bib_entry_and_is_cited_where_it_runs():
+    from diffrep_lib import survey
+    methods = survey.load()
+    assert not {m.key for m in methods} - BIB_KEYS
+    for m in survey.runnable(methods):
+        nb = ROOT / f"{m.chapter}.ipynb"
+        assert nb.exists(), f"{m.key}: chapter {m.chapter} does not exist"
+        assert m.key in cited_keys(markdown_of(nb)), f"{m.chapter} runs {m.name} but never cites {m.key}"
+
+
+def test_coverage_agrees_with_the_chapters_present():
+    """Every chapter the taxonomy names exists and is in the TOC; every chapter runs something of the map."""
+    from diffrep_lib import survey
+    named = {m.chapter for m in survey.runnable(survey.load())}
+    toc = (ROOT / "_toc.yml").read_text()
+    assert all(f"file: {c}" in toc for c in named)
+    assert {f"notebooks/{nb.stem}" for nb in CHAPTERS} <= named, "a chapter runs no method of the taxonomy"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_ends_with_three_exercises_with_solutions(nb):
+    text = markdown_of(nb)
+    exercises = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
+    solved = set(re.findall(r"```\{solution(?:-start)?\} ([\w-]+)", text))
+    assert len(exercises) >= 3 and set(exercises) <= solved, (exercises, solved)
+    assert "Learning objectives" in text
+    # at least one solution is code that papermill executes: a code cell between solution-start and -end
+    kinds, inside = [], False
+    for c in cells(nb):
+        s = src(c)
+        if c["cell_type"] == "markdown":
+            inside = ("{solution-start}" in s and s.rfind("{solution-start}") > s.rfind("{solution-end}"))
+        elif inside:
+            kinds.append("code")
+    assert kinds, "no solution contains an executed code cell"
