@@ -108,3 +108,41 @@ def test_toys_are_normalised_mixtures_with_seeded_samples(name):
 def test_unknown_toy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown toy"):
         toy2d.mixture("spirals")
+
+
+def test_toy_scenes_are_seeded_and_their_labels_are_consistent():
+    from diffrep_lib.data import toy_scenes
+    a, b = toy_scenes.generate(64, seed=3), toy_scenes.generate(64, seed=3)
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, toy_scenes.generate(64, seed=4).images)
+    assert a.images.shape == (64, 3, 32, 32) and a.images.min() >= -1 and a.images.max() <= 1
+    # the mask says "background" exactly where the depth map does, and classes come from present shapes
+    assert torch.equal(a.masks == 0, a.depth == 0)
+    for i in range(64):
+        present = a.shape_class[i][a.shape_class[i] >= 0]
+        assert set((a.masks[i].unique() - 1).tolist()) - {-1} <= set(present.tolist())
+        for layer in a.depth[i].unique().tolist():
+            if layer:                             # the visible surface of shape `layer` has that shape's class
+                assert (a.masks[i][a.depth[i] == layer] == a.shape_class[i, layer - 1] + 1).all()
+    # a visible keypoint lies on (or at the outline of) its own shape
+    n, s, k = torch.nonzero(a.kp_visible, as_tuple=True)
+    xy = a.keypoints[n, s, k]
+    assert (xy >= 0).all() and (xy <= 32).all() and a.kp_visible.float().mean() > 0.4
+    assert (a.shape_class >= 0).sum(1).min() >= 1
+
+
+def test_toy_scene_keypoints_correspond_across_instances():
+    """Keypoint j of a square is always its same corner, relative to the shape's centre."""
+    from diffrep_lib.data import toy_scenes
+    sc = toy_scenes.generate(200, seed=0)
+    squares = sc.shape_class == toy_scenes.CLASSES.index("square") - 1
+    kp = sc.keypoints[squares]                                  # (M, 4, 2)
+    rel = kp - kp.mean(1, keepdim=True)
+    assert ((rel[:, 0, 0] < 0) & (rel[:, 0, 1] < 0)).all() and ((rel[:, 2, 0] > 0) & (rel[:, 2, 1] > 0)).all()
+
+
+def test_unknown_toy_scene_split_and_bad_sizes_are_clear_errors():
+    from diffrep_lib.data import toy_scenes
+    with pytest.raises(ValueError, match="unknown split"):
+        toy_scenes.split("validation")
+    with pytest.raises(ValueError, match="need n >= 1"):
+        toy_scenes.generate(0)

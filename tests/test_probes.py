@@ -1,0 +1,68 @@
+"""Probes on frozen features: each one recovers a planted answer and stays at chance without one."""
+import pytest
+import torch
+
+from diffrep_lib import probes
+
+
+def clusters(n, d=16, classes=4, spread=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, d, generator=g) * 3
+    y = torch.arange(n) % classes
+    return centres[y] + spread * torch.randn(n, d, generator=g), y
+
+
+def test_linear_knn_and_few_label_probes_find_planted_classes_and_not_random_ones():
+    x2, y2 = clusters(400)
+    assert probes.linear_probe(x2[:300], y2[:300], x2[300:], y2[300:]) > 0.95
+    assert probes.knn_accuracy(x2[:300], y2[:300], x2[300:], y2[300:], k=5) > 0.95
+    mean, std = probes.few_label_probe(x2[:300], y2[:300], x2[300:], y2[300:], per_class=3, draws=3)
+    assert mean > 0.9 and std >= 0
+    noise = torch.randn(400, 16, generator=torch.Generator().manual_seed(5))
+    assert probes.linear_probe(noise[:300], y2[:300], noise[300:], y2[300:]) < 0.45    # chance is 0.25
+    assert probes.linear_probe(x2[:300], y2[:300], x2[300:], y2[300:]) == \
+        probes.linear_probe(x2[:300], y2[:300], x2[300:], y2[300:])                   # one fixed budget: deterministic
+
+
+def test_grid_search_returns_the_best_cell_and_the_grid():
+    best, grid = probes.grid_search(lambda t, b: -abs(t - 25) - (b != "up.1"), [0, 10, 25, 100], ["mid", "up.1"])
+    assert best == (25, "up.1") and len(grid) == 8
+
+
+def test_pixel_ensemble_segments_planted_features_and_miou_counts_correctly():
+    g = torch.Generator().manual_seed(0)
+    masks = torch.randint(0, 3, (6, 8, 8), generator=g)
+    feats = torch.nn.functional.one_hot(masks, 3).permute(0, 3, 1, 2).float() + 0.1 * torch.randn(6, 3, 8, 8, generator=g)
+    models = probes.train_pixel_ensemble(feats[:4], masks[:4], classes=3, models=3, steps=150)
+    pred = probes.predict_pixels(models, feats[4:])
+    assert pred.shape == (2, 8, 8) and probes.miou(pred, masks[4:], 3) > 0.95
+    target = torch.tensor([[0, 0, 1, 1]])
+    assert probes.miou(torch.tensor([[0, 1, 1, 1]]), target, 2) == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_matching_follows_a_shift_and_pck_measures_it():
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(8, 16, 16, generator=g)
+    tgt = torch.roll(src, shifts=(2, 3), dims=(1, 2))                 # content moves 3 px right, 2 px down
+    pts = torch.tensor([[5.5, 5.5], [8.5, 4.5], [10.5, 9.5]])
+    pred = probes.match_points(src, tgt, pts, image_size=16)
+    assert torch.allclose(pred, pts + torch.tensor([3.0, 2.0]))
+    assert probes.pck(pred, pts + torch.tensor([3.0, 2.0]), 0.5) == 1.0 and probes.pck(pred, pts, 1.0) == 0.0
+
+
+def test_hyperfeatures_mix_with_softmax_weights_and_learn_a_correspondence():
+    torch.manual_seed(0)
+    maps = {(t, l): torch.randn(2, c, 8, 8) for t in (0, 50) for l, c in (("up.0", 6), ("up.1", 4))}
+    hyper = probes.Hyperfeatures({"up.0": 6, "up.1": 4}, timesteps=(0, 50), dim=8, size=8)
+    assert torch.allclose(hyper.weights().sum(), torch.tensor(1.0)) and hyper(maps).shape == (2, 8, 8, 8)
+    pts = torch.tensor([[2.5, 2.5], [5.5, 1.5], [6.5, 6.5]])
+    opt = torch.optim.Adam(hyper.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):                                     # image 1 is image 0: points match themselves
+        f = hyper({k: v[:1].expand(2, -1, -1, -1) for k, v in maps.items()})
+        loss = probes.correspondence_loss(f[0], f[1], pts, pts, image_size=8)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
