@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import schedules
+from . import forward_process, schedules
 from .denoisers import VPDenoiser
 
 
@@ -59,7 +59,7 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
     if noise is not None and noise.shape not in (x.shape, (ensemble, *x.shape)):
         raise ValueError(f"noise must have shape {tuple(x.shape)} or {(ensemble, *x.shape)}, got {tuple(noise.shape)}")
     t = torch.as_tensor(t, device=x.device).long().expand(x.shape[0])
-    a = abar.to(x.device, x.dtype)[t].view(-1, *([1] * (x.dim() - 1)))
+    abar = abar.to(x.device, x.dtype)
     sums: dict[str, Tensor] = {}
     current: dict[str, Tensor] = {}
 
@@ -76,7 +76,7 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
             else:
                 eps = noise if noise.shape == x.shape else noise[k]
             current.clear()
-            _call(net, a.sqrt() * x + (1 - a).sqrt() * eps, t, y, forward_kwargs or {})
+            _call(net, forward_process.q_sample(x, t, abar, eps), t, y, forward_kwargs or {})
             silent = [p for p in layers if p not in current]
             if silent:
                 raise RuntimeError(f"modules {silent} were not called in the forward pass (a container such as "
