@@ -131,7 +131,7 @@ def train(r: Recipe, device: str | None = None):
     torch.manual_seed(r.seed)
     net = build(r.model)
     model, hist = training.train(r, net, x, y, device=device, sample_batch=sample_batch)
-    record = {
+    rec = {
         "recipe_hash": recipe_hash(r),
         "config": json.loads(json.dumps(dataclasses.asdict(r), default=str)),
         "seed": r.seed, "steps": r.steps, "wall_s": round(hist["wall_s"], 1), "device": hist["device"],
@@ -142,7 +142,7 @@ def train(r: Recipe, device: str | None = None):
         "loss_curve": {"step": hist["step"], "loss": [round(v, 5) for v in hist["loss"]]},
         "golden": golden_output(model, r),
     }
-    return model, record
+    return model, rec
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -187,9 +187,9 @@ def _from_cache(r: Recipe, profile: str, device: str | None):
             return _load_into(r, path)
         except Exception as err:  # truncated or foreign file: say so, then retrain over it
             warnings.warn(f"cached weights {path} are unreadable ({type(err).__name__}: {err}); retraining")
-    model, record = train(r, device=device)
+    model, rec = train(r, device=device)
     atomic_save(model.state_dict(), path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=1))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(rec, indent=1))
     return model
 
 
@@ -279,13 +279,13 @@ def stale(names=None) -> list[str]:
 def ship(name: str) -> dict:
     """Train the quick recipe `name` on the CPU and write its weights (unless RECORD_ONLY) and manifest entry."""
     r = recipe(name, "quick", 0)
-    model, record = train(r, device="cpu")
+    model, rec = train(r, device="cpu")
     if name not in RECORD_ONLY:
         path = WEIGHTS_DIR / f"{name}.safetensors"
         atomic_save(model.state_dict(), path)
-        record["sha256"] = sha256(path)
-        record["bytes"] = path.stat().st_size
+        rec["sha256"] = sha256(path)
+        rec["bytes"] = path.stat().st_size
     manifest = read_manifest()          # re-read: other recipes may have been shipped meanwhile
-    manifest["entries"][name] = record
+    manifest["entries"][name] = rec
     atomic_write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return record
+    return rec
