@@ -51,7 +51,8 @@ def layout(net) -> Layout:
 def trace(net, x: torch.Tensor | None = None, t=None, y=None) -> dict[str, tuple]:
     """Output shape (without the batch) of every block of layout(net) on one forward pass."""
     lay = layout(net)
-    x = torch.zeros(1, net.cfg.in_channels, 28, 28) if x is None else x
+    size = getattr(net.cfg, "image_size", 28)
+    x = torch.zeros(1, net.cfg.in_channels, size, size) if x is None else x
     t = torch.tensor([500.0]) if t is None else t
     modules = dict(net.named_modules())
     shapes, hooks = {}, []
