@@ -97,10 +97,14 @@ def test_every_taxonomy_method_has_a_bib_entry_and_is_cited_where_it_runs():
     from diffrep_lib import survey
     methods = survey.load()
     assert not {m.key for m in methods} - BIB_KEYS
+    from docutils.nodes import make_id
     for m in survey.runnable(methods):
         nb = ROOT / f"{m.chapter}.ipynb"
         assert nb.exists(), f"{m.key}: chapter {m.chapter} does not exist"
         assert m.key in cited_keys(markdown_of(nb)), f"{m.chapter} runs {m.name} but never cites {m.key}"
+        if m.section:                           # the anchor Sphinx gives the heading (the browser check follows it)
+            headings = re.findall(r"^#+ (.+)$", markdown_of(nb), re.M)
+            assert m.section in {make_id(h) for h in headings}, f"{m.key}: no heading {m.section} in {m.chapter}"
 
 
 def test_coverage_agrees_with_the_chapters_present():

@@ -49,6 +49,7 @@ class Method:
     group: str
     tasks: tuple = ()
     chapter: str | None = None   # the notebook that runs it, e.g. "notebooks/02_backbones"
+    section: str | None = None   # the anchor of the section in it, e.g. "one-contract-three-backbones"
 
     @property
     def url(self) -> str | None:
@@ -73,7 +74,7 @@ def load(text: str | None = None) -> list[Method]:
         place = e["place"]
         m = Method(key=e["key"], name=e["name"], title=e["title"], authors=e["authors"], venue=e["venue"],
                    year=int(e["year"]), arxiv=e["arxiv"], part=place["part"], group=place["group"],
-                   tasks=tuple(place.get("tasks", ())), chapter=e.get("chapter"))
+                   tasks=tuple(place.get("tasks", ())), chapter=e.get("chapter"), section=e.get("section"))
         if m.key in seen:
             raise TaxonomyError(f"{m.key}: listed twice")
         seen.add(m.key)
@@ -84,6 +85,8 @@ def load(text: str | None = None) -> list[Method]:
             raise TaxonomyError(f"{m.key}: Table 2 needs a paradigm of {PARADIGMS} and tasks of {TASKS}")
         if m.part == "for_guidance" and m.group not in GUIDANCE_GROUPS:
             raise TaxonomyError(f"{m.key}: §3.2 group must be one of {GUIDANCE_GROUPS}")
+        if m.section and not m.chapter:
+            raise TaxonomyError(f"{m.key}: a section needs its chapter")
         if m.arxiv is not None and not _ARXIV.match(str(m.arxiv)):
             raise TaxonomyError(f"{m.key}: arXiv id {m.arxiv!r} is not of the form 2401.01234")
         methods.append(m)
@@ -138,7 +141,7 @@ def coverage(methods) -> dict:
 
 def link(m: Method, relative_to: str = "notebooks") -> str:
     """A Markdown link for a method: to the chapter that runs it, else to its arXiv page, else its name."""
-    if m.chapter:
+    if m.chapter:       # the chapter, not its section: MyST resolves page#anchor links only with heading slugs
         return f"[{m.name}]({posixpath.relpath(m.chapter, relative_to)}.ipynb)"
     return f"[{m.name}]({m.url})" if m.url else m.name
 
