@@ -58,9 +58,7 @@ def dit_block_flops(tokens: int, dim: int, mlp_ratio: float = 4.0) -> int:
 
 def training_step(net, opt, recipe, abar, xb, yb=None) -> float:
     """One optimiser step of the recipe's objective on the batch (xb, yb); returns the loss."""
-    terms = training.TASKS[recipe.task](net, xb, yb, abar=abar, prediction=recipe.prediction,
-                                        p_uncond=recipe.p_uncond, null=getattr(net, "null_label", None))
-    loss = sum(v.mean() for v in terms.values())
+    loss = training.objective(recipe, net, xb, yb, abar=abar, null=getattr(net, "null_label", None))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -74,6 +74,14 @@ def lr_at(step: int, lr: float, warmup: int) -> float:
     return lr * min(1.0, (step + 1) / warmup) if warmup else lr
 
 
+def objective(recipe, net, xb: Tensor, yb: Tensor | None, *, abar: Tensor, null=None, generator=None) -> Tensor:
+    """The recipe's training loss on one batch: its task's terms, summed (one term per task, so the weighting
+    is trivial)."""
+    terms = TASKS[recipe.task](net, xb, yb, abar=abar, prediction=recipe.prediction, p_uncond=recipe.p_uncond,
+                               null=null, generator=generator)
+    return sum(v.mean() for v in terms.values())
+
+
 def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None, log_every: int = 50,
           sample_batch=None):
     """Train `net` on (x, y) by the recipe; returns (EMA or final module on CPU, history dict).
@@ -93,7 +101,6 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
     ema = copy.deepcopy(accel.unwrap_model(net)).eval().requires_grad_(False) if recipe.ema_decay else None
     abar = schedules.alphas_cumprod(schedules.SCHEDULES[recipe.schedule](recipe.T)).to(accel.device)
     null = getattr(accel.unwrap_model(net), "null_label", None)
-    terms_fn = TASKS[recipe.task]
     if x is not None:
         x = x.to(accel.device)
         y = y.to(accel.device) if y is not None else None
@@ -108,9 +115,7 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
             idx = torch.randint(0, len(x), (recipe.batch_size,), generator=gen).to(accel.device)
             xb, yb = x[idx], (y[idx] if y is not None else None)
         gen_dev = None if accel.device.type != "cpu" else gen
-        terms = terms_fn(net, xb, yb, abar=abar, prediction=recipe.prediction,
-                         p_uncond=recipe.p_uncond, null=null, generator=gen_dev)
-        loss = sum(v.mean() for v in terms.values())          # one term per task: the weighting is trivial
+        loss = objective(recipe, net, xb, yb, abar=abar, null=null, generator=gen_dev)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe.lr, recipe.warmup)
         opt.zero_grad(set_to_none=True)
