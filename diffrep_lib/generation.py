@@ -104,6 +104,8 @@ def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed
                scale: float = 1.0) -> dict:
     """Class-balanced conditional samples {'x': (n, 1, 28, 28), 'y': (n,)} from a zoo model, x0 clipped
     to [-1, 1], optionally guided ('cfg' or 'classifier' at `scale`); memoised on disk."""
+    if guide == "cfg" and scale == 1.0:      # CFG at scale 1 is the conditional model: one memo entry for both
+        guide = None
     deps = (zoo.model_id(model, profile, model_seed),)
     if guide == "classifier":
         deps += (zoo.model_id("noisy_classifier_fmnist", profile),)
