@@ -34,6 +34,12 @@ def show_images(ax, x: torch.Tensor, nrow: int, title: str | None = None) -> Non
         ax.set_title(title, fontsize=9)
 
 
+def colourise(mask: torch.Tensor) -> torch.Tensor:
+    """A class mask (H, W) of small integers as an RGB image (H, W, 3) in [0, 1], one tab10 colour per class."""
+    palette = torch.tensor(plt.get_cmap("tab10").colors, dtype=torch.float32)
+    return palette[mask.long() % len(palette)]
+
+
 def new_figure(*args, **kwargs):
     """plt.subplots with the book's style applied, constrained layout on."""
     setup()

@@ -25,8 +25,8 @@ def standardize(train: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    steps: int = 300           # full-batch Adam steps on the multinomial logistic loss
-    lr: float = 0.01
+    steps: int = 150           # full-batch Adam steps on the multinomial logistic loss (on Fashion-MNIST
+    lr: float = 0.02           # features, within 0.5 points of 300 steps at lr 0.01, at half the cost)
     weight_decay: float = 1e-4
     seed: int = 0
 
@@ -163,6 +163,21 @@ def match_points(src: Tensor, tgt: Tensor, points: Tensor, image_size: int) -> T
 def pck(pred: Tensor, gt: Tensor, threshold: float) -> float:
     """Percentage of correct keypoints: the share of predictions within `threshold` pixels of the truth."""
     return ((pred - gt).norm(dim=-1) <= threshold).float().mean().item()
+
+
+def keypoint_pck(maps: Tensor, keypoints: Tensor, visible: Tensor, pairs: Tensor, image_size: int,
+                 threshold: float) -> tuple[float, list[tuple[Tensor, Tensor]]]:
+    """DIFT on a set of pairs: maps (N, C, h, w) per image; keypoints (N, S, K, 2) and visible (N, S, K) as toy
+    scenes ship them; pairs (P, 4) = (i, slot i, j, slot j). Every keypoint visible in both images is matched
+    from i to j. Returns (PCK at `threshold` pixels, [(predicted, true) points per pair])."""
+    hits, matches = [], []
+    for i, si, j, sj in pairs.tolist():
+        both = visible[i, si] & visible[j, sj]
+        pred = match_points(maps[i], maps[j], keypoints[i, si][both], image_size)
+        true = keypoints[j, sj][both]
+        hits.append((pred - true).norm(dim=-1) <= threshold)
+        matches.append((pred, true))
+    return torch.cat(hits).float().mean().item(), matches
 
 
 # ------------------------------------------------------------------------ Diffusion Hyperfeatures

@@ -27,16 +27,29 @@ class Profile:
     guidance_nfe: int         # sampler budget of the guidance sweeps
     n_toy: int                # points per 2-D toy experiment
     toy_steps: int            # SDE/ODE steps on the 2-D toy
+    # representations from activations (chapter 4)
+    probe_sizes: tuple        # (training, test) images of the classification probes
+    probe_ts: tuple           # timesteps of the probe grids (t = 0 is the least noisy step)
+    seg_labels: tuple         # labelled images per segmentation budget
+    seg_ts: tuple             # timesteps searched for segmentation and correspondence
+    seg_eval: int             # test scenes scored per segmentation / correspondence pair set
+    dift_ensemble: int        # noise draws averaged per feature map for correspondence
+    hyper_steps: int          # training steps of the hyperfeature mixture
 
 
 PROFILES = {
     "quick": Profile(name="quick", device="cpu", n_samples=300, n_ref=2000, nfe_grid=(5, 10, 20),
                      ancestral_nfe=(100,), converged_nfe=50, guidance_scales=(1.0, 1.5, 2.0, 3.0, 5.0),
-                     cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200),
+                     cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200,
+                     probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 200, 500), seg_labels=(5, 20, 100),
+                     seg_ts=(10, 50, 150), seg_eval=300, dift_ensemble=2, hyper_steps=200),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
                     ancestral_nfe=(20, 100, 200), converged_nfe=100,
                     guidance_scales=(1.0, 1.25, 1.5, 2.0, 3.0, 5.0), cg_scales=(0.0, 1.0, 3.0, 10.0, 30.0),
-                    guidance_nfe=20, n_toy=10000, toy_steps=500),
+                    guidance_nfe=20, n_toy=10000, toy_steps=500,
+                    probe_sizes=(10000, 5000), probe_ts=(0, 5, 10, 25, 50, 100, 200, 400, 700),
+                    seg_labels=(5, 20, 100, 500), seg_ts=(10, 25, 50, 100, 150, 250, 400), seg_eval=1000,
+                    dift_ensemble=8, hyper_steps=1500),
 }
 
 

@@ -105,6 +105,8 @@ def evaluate(model, r: Recipe) -> dict:
     """Held-out numbers stored with the weights: test accuracy, or a fixed-noise test denoising loss."""
     if r.data.startswith("toy2d/"):
         x, y = data.toy2d.sample(r.data.split("/", 1)[1], 4096, generator=torch.Generator().manual_seed(99)), None
+    elif r.data == "toy_scenes":
+        x, y = data.toy_scenes.split("test").images[:1000], None
     else:
         x, y = data.fashion_mnist.tensors("test")
         x, y = x[:2000], y[:2000]
@@ -220,6 +222,28 @@ def record(name: str, profile: str = "auto", seed: int = 0, device: str | None =
         cached_path(r, profile).unlink(missing_ok=True)     # weights without their record: train afresh
         _from_cache(r, profile, device)
     return json.loads(path.read_text())
+
+
+def untrained(name: str, profile: str = "auto", seed: int = 0, *, zero_layers: str = "random"):
+    """The network of recipe `name` before any training step: the random-initialisation control of every
+    representation claim.
+
+    zero_layers="keep": exactly the weights that training with this seed starts from. Our backbones start some
+    layers at zero (the U-Net's last conv of each residual block, the DiT's adaLN-Zero gates), which makes every
+    block the identity, so such a network computes an affine function of its input. zero_layers="random" (the
+    default) draws those layers with PyTorch's default initialisation instead, so that every block computes a
+    random nonlinear function: the stronger control, "this architecture with random weights"."""
+    if zero_layers not in ("random", "keep"):
+        raise ValueError(f"zero_layers must be 'random' or 'keep', got {zero_layers!r}")
+    r = recipe(name, resolve(profile), seed)
+    torch.manual_seed(r.seed)
+    net = build(r.model)
+    if zero_layers == "random":
+        for m in net.modules():
+            w = getattr(m, "weight", None)
+            if isinstance(w, torch.Tensor) and w.dim() > 1 and not w.any() and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return net.eval()
 
 
 def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):

@@ -146,3 +146,18 @@ def test_unknown_toy_scene_split_and_bad_sizes_are_clear_errors():
         toy_scenes.split("validation")
     with pytest.raises(ValueError, match="need n >= 1"):
         toy_scenes.generate(0)
+
+
+def test_correspondence_pairs_share_one_unique_class_with_visible_keypoints():
+    from diffrep_lib.data import toy_scenes
+    sc = toy_scenes.generate(120, seed=5)
+    pairs = toy_scenes.pairs(sc, 50, seed=1)
+    assert pairs.shape == (50, 4) and torch.equal(pairs, toy_scenes.pairs(sc, 50, seed=1))
+    assert len({(min(i, j), max(i, j)) for i, _, j, _ in pairs.tolist()}) == 50
+    for i, si, j, sj in pairs.tolist():
+        c = sc.shape_class[i, si]
+        assert i != j and c >= 0 and sc.shape_class[j, sj] == c
+        assert (sc.shape_class[i] == c).sum() == 1 and (sc.shape_class[j] == c).sum() == 1
+        assert (sc.kp_visible[i, si] & sc.kp_visible[j, sj]).any()
+    sub = sc[torch.tensor([3, 7])]
+    assert len(sub) == 2 and torch.equal(sub.masks[1], sc.masks[7]) and torch.equal(sub.keypoints[0], sc.keypoints[3])

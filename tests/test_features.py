@@ -91,3 +91,16 @@ def test_diffusers_unets_from_configs():
     f = features.extract(sd_like, torch.randn(2, 4, 8, 8), 261, ["up_blocks.1"],
                          forward_kwargs={"encoder_hidden_states": text})
     assert f["up_blocks.1"].shape == (2, 8, 8, 8) and no_hooks(sd_like)
+
+
+def test_hooks_are_removed_when_the_forward_raises_and_features_repeat_for_a_seeded_generator():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2, num_classes=3)).eval()
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(IndexError):
+        features.extract(net, x, 5, ["down.1", "up.1"], y=torch.tensor([0, 99]))   # no label 99: the forward fails
+    assert no_hooks(net)
+    draw = lambda: features.extract(net, x, 50, ["up.1"], generator=torch.Generator().manual_seed(3))["up.1"]
+    assert torch.equal(draw(), draw())
+    other = features.extract(net, x, 50, ["up.1"], generator=torch.Generator().manual_seed(4))["up.1"]
+    assert not torch.allclose(draw(), other)

@@ -66,3 +66,18 @@ def test_hyperfeatures_mix_with_softmax_weights_and_learn_a_correspondence():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_keypoint_pck_on_a_hand_computed_pair():
+    """Image 1 is image 0 moved 2 px right; of three visible keypoints the third's truth is put 5 px off, so
+    exactly 2 of 3 matches count at a 1-px threshold. A hidden keypoint is not scored."""
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(1, 6, 12, 12, generator=g)
+    maps = torch.cat([maps, torch.roll(maps, shifts=2, dims=3)])
+    kp = torch.tensor([[[3.5, 4.5], [6.5, 2.5], [5.5, 8.5], [1.5, 1.5]]])            # (S=1, K=4, 2)
+    keypoints = torch.stack([kp, kp + torch.tensor([2.0, 0.0])])                    # (N=2, 1, 4, 2)
+    keypoints[1, 0, 2, 1] += 5.0
+    visible = torch.tensor([[[True, True, True, False]], [[True, True, True, True]]])
+    score, matches = probes.keypoint_pck(maps, keypoints, visible, torch.tensor([[0, 0, 1, 0]]), 12, 1.0)
+    assert score == pytest.approx(2 / 3) and len(matches) == 1 and matches[0][0].shape == (3, 2)
+    assert torch.allclose(matches[0][0], kp[0, :3] + torch.tensor([2.0, 0.0]))

@@ -12,7 +12,7 @@ Generated in well under a second for thousands of scenes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -37,6 +37,10 @@ class Scenes:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def __getitem__(self, idx) -> "Scenes":
+        """The scenes at idx (a slice, index tensor or list), every label field alike."""
+        return Scenes(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
 
 def _inside(kind: str, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
@@ -101,6 +105,31 @@ def generate(n: int, seed: int = 0, size: int = 32, max_shapes: int = 3, noise: 
     images = images + noise * torch.randn(images.shape, generator=g)
     return Scenes(images=(images.clamp(0, 1) * 2 - 1), masks=masks, depth=depth, keypoints=keypoints,
                   kp_visible=kp_visible, shape_class=shape_class)
+
+
+def pairs(scenes: Scenes, n: int, seed: int = 0) -> Tensor:
+    """Up to n correspondence pairs (P, 4) = (image i, shape slot in i, image j, shape slot in j): a shape class
+    that occurs exactly once in each of the two scenes (so the true match is unambiguous), with at least one
+    keypoint visible in both. Drawn in a seeded random order, each (i, j) at most once."""
+    g = torch.Generator().manual_seed(seed)
+    classes = scenes.shape_class
+    counts = torch.stack([(classes == c).sum(1) for c in range(len(CLASSES) - 1)], 1)      # (N, classes)
+    out, seen = [], set()
+    order = torch.randperm(len(scenes) * len(scenes), generator=g)
+    for k in order.tolist():
+        i, j = divmod(k, len(scenes))
+        if i == j or (min(i, j), max(i, j)) in seen:
+            continue
+        shared = torch.nonzero((counts[i] == 1) & (counts[j] == 1)).flatten()
+        for c in shared.tolist():
+            si, sj = int((classes[i] == c).nonzero()), int((classes[j] == c).nonzero())
+            if (scenes.kp_visible[i, si] & scenes.kp_visible[j, sj]).any():
+                out.append((i, si, j, sj))
+                seen.add((min(i, j), max(i, j)))
+                break
+        if len(out) == n:
+            break
+    return torch.tensor(out, dtype=torch.long).reshape(-1, 4)
 
 
 def load(n: int, seed: int = 0, size: int = 32):

@@ -1,0 +1,65 @@
+"""The Fig. 4 framework: grids of pooled features over (t, block), dense per-pixel features, and Eq. 16's search."""
+import pytest
+import torch
+
+from diffrep_lib import features, framework as fw
+from diffrep_lib.models import DiT, DiTConfig, UNet, UNetConfig
+
+
+def test_feature_vectors_cover_the_grid_with_one_noise_draw_per_image():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2)).eval()
+    x = torch.randn(5, 1, 28, 28)
+    vecs = fw.feature_vectors(net, x, ts=(0, 100), layers=["down.1", "up.1"], pool_size=2, seed=7, batch=2)
+    assert sorted(vecs) == ["0/down.1", "0/up.1", "100/down.1", "100/up.1"]
+    assert vecs["100/up.1"].shape == (5, 8 * 4)
+    eps = torch.randn((1, 5, 1, 28, 28), generator=torch.Generator().manual_seed(7))[0]
+    manual = features.pool(features.extract(net, x, 100, ["up.1"], noise=eps)["up.1"], 2)
+    assert torch.allclose(vecs["100/up.1"], manual, atol=1e-5)              # batching changes nothing
+    assert fw.split_cell("100/up.1") == (100, "up.1")
+    table = fw.as_table({"0/up.1": 0.5, "100/down.1": 0.25}, (0, 100), ["down.1", "up.1"])
+    assert table[0, 1] == 0.5 and table[1, 0] == 0.25 and table[0, 0].isnan()
+
+
+def test_dense_features_upsample_tokens_and_maps_to_pixels():
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(dim=16, depth=2, heads=2, zero_init=False)).eval()
+    maps = fw.dense_features(dit, torch.randn(3, 1, 28, 28), 10, ["blocks.0", "blocks.1"], size=28, batch=2,
+                             ensemble=2)
+    assert maps.shape == (3, 32, 28, 28)
+
+
+def test_probe_grid_finds_a_planted_cell():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(300) % 3
+    informative = torch.nn.functional.one_hot(y, 3).float() * 2 + torch.randn(300, 3, generator=g)
+    cells = {fw.cell(t, b): torch.randn(300, 3, generator=g) for t in (0, 25, 100) for b in ("mid", "up.1")}
+    cells["25/up.1"] = informative
+    train, test = {k: v[:200] for k, v in cells.items()}, {k: v[200:] for k, v in cells.items()}
+    for probe in ("linear", "knn"):
+        best, grid = fw.probe_grid(train, y[:200], test, y[200:], probe=probe)
+        assert best == "25/up.1" and len(grid) == 6 and grid[best] > 0.8
+    with pytest.raises(ValueError, match="unknown probe"):
+        fw.probe_grid(train, y[:200], test, y[200:], probe="svm")
+    with pytest.raises(KeyError, match="only one"):
+        fw.probe_grid(train, y[:200], {"0/mid": test["0/mid"]}, y[200:])
+
+
+def test_untrained_controls_the_start_of_training_and_a_random_nonlinear_network():
+    from diffrep_lib import models, readout, recipes, zoo
+    r = recipes.get("unet_fmnist", "quick")
+    torch.manual_seed(r.seed)
+    start = models.build(r.model)
+    keep = zoo.untrained("unet_fmnist", "quick", zero_layers="keep")
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), keep.state_dict().values()))
+    rand = zoo.untrained("unet_fmnist", "quick")
+    assert not any(p.dim() > 1 and not p.any() for p in rand.parameters())
+    x1, x2 = torch.randn(2, 1, 28, 28), torch.randn(2, 1, 28, 28)
+    f = lambda net, x: features.extract(net, x, 0, ["up.1"], noise=torch.zeros_like(x))["up.1"]
+    mix = lambda net: (f(net, 0.3 * x1 + 0.7 * x2), 0.3 * f(net, x1) + 0.7 * f(net, x2))
+    assert torch.allclose(*mix(keep), atol=1e-4)                 # affine at initialisation: blocks are identities
+    assert not torch.allclose(*mix(rand), atol=1e-2)
+    with pytest.raises(ValueError, match="zero_layers"):
+        zoo.untrained("unet_fmnist", "quick", zero_layers="zeros")
+    with pytest.raises(ValueError, match="unknown control"):
+        readout.network("unet_fmnist", "quick", "pretrained")
