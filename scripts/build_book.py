@@ -57,7 +57,10 @@ def main() -> int:
         print("no executed chapters in _build/executed: run scripts/run_book.py first", file=sys.stderr)
         return 2
     stage()
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(STAGE), "--path-output", str(ROOT / "_build" / "jb")]
+    # --all: a full rebuild every time; Sphinx's incremental build keeps a stale bibliography page when a chapter
+    # cites a new reference (its citation links then point at anchors that do not exist)
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(STAGE), "--all",
+           "--path-output", str(ROOT / "_build" / "jb")]
     if args.strict:
         cmd += ["-W", "-n", "--keep-going"]
     rc = subprocess.run(cmd).returncode
