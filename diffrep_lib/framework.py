@@ -17,12 +17,14 @@ from torch import Tensor
 from . import features, probes
 
 
-def _noise(x: Tensor, seed: int, ensemble: int = 1) -> Tensor:
+def noise_draws(x: Tensor, seed: int, ensemble: int = 1) -> Tensor:
+    """`ensemble` seeded noise draws shaped like x: (ensemble, *x.shape)."""
     g = torch.Generator().manual_seed(seed)
     return torch.randn((ensemble, *x.shape), generator=g).to(x.device, x.dtype)
 
 
-def _autocast(x: Tensor, bf16: bool):
+def autocast(x: Tensor, bf16: bool):
+    """bfloat16 autocast on the device of x when bf16 is set (a no-op context otherwise)."""
     return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
@@ -44,11 +46,11 @@ def feature_vectors(model, x: Tensor, ts, layers, *, pool_size: int | None = 2, 
     pool_size: average-pool each map to pool_size x pool_size (None: global average); extras: leading tokens to
     drop from transformer outputs (U-ViT's time and label tokens); bf16: run the network in bfloat16 autocast
     (about twice as fast on a CPU with bf16 instructions; the features are returned in float32)."""
-    eps = _noise(x, seed)[0]
+    eps = noise_draws(x, seed)[0]
     out: dict[str, list[Tensor]] = {}
     for t in ts:
         for i in range(0, len(x), batch):
-            with _autocast(x, bf16):
+            with autocast(x, bf16):
                 f = features.extract(model, x[i:i + batch], int(t), layers, noise=eps[i:i + batch])
             for layer in layers:
                 out.setdefault(cell(t, layer), []).append(
@@ -57,15 +59,29 @@ def feature_vectors(model, x: Tensor, ts, layers, *, pool_size: int | None = 2, 
 
 
 @torch.no_grad()
+def feature_maps(model, x: Tensor, ts, layers, *, ensemble: int = 1, seed: int = 0,
+                 bf16: bool = False) -> dict[tuple, Tensor]:
+    """The maps of every (t, layer) at the layers' own resolutions, {(t, layer): (N, C, h, w)}, averaged over
+    `ensemble` noise draws (the same draws at every t). Transformer tokens are returned as they come."""
+    eps = noise_draws(x, seed, ensemble)
+    out = {}
+    for t in ts:
+        with autocast(x, bf16):
+            f = features.extract(model, x, int(t), list(layers), noise=eps, ensemble=ensemble)
+        out.update({(t, layer): v for layer, v in f.items()})
+    return out
+
+
+@torch.no_grad()
 def dense_features(model, x: Tensor, t: int, layers, *, size: int, extras: int = 0, seed: int = 0,
                    ensemble: int = 1, batch: int = 200, bf16: bool = False) -> Tensor:
     """Per-pixel features (N, sum of channels, size, size): the maps of `layers` at timestep t, bilinearly
     upsampled to size x size and concatenated along channels (DDPM-Seg's pixel representation). With ensemble > 1
     the maps are averaged over that many noise draws (DIFT averages 8)."""
-    eps = _noise(x, seed, ensemble)
+    eps = noise_draws(x, seed, ensemble)
     chunks = []
     for i in range(0, len(x), batch):
-        with _autocast(x, bf16):
+        with autocast(x, bf16):
             f = features.extract(model, x[i:i + batch], int(t), layers, noise=eps[:, i:i + batch], ensemble=ensemble)
         chunks.append(torch.cat([features.upsample(features.as_map(f[l], extras), (size, size)) for l in layers], 1))
     return torch.cat(chunks)

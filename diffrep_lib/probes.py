@@ -42,11 +42,12 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
         head.weight.copy_(0.01 * torch.randn(head.weight.shape, generator=g))
         head.bias.zero_()
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    for _ in range(cfg.steps):
-        loss = F.cross_entropy(head(train_x), train_y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with torch.enable_grad():                        # also when called under no_grad (an evaluation)
+        for _ in range(cfg.steps):
+            loss = F.cross_entropy(head(train_x), train_y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     with torch.no_grad():
         return (head(test_x).argmax(1) == test_y).float().mean().item()
 

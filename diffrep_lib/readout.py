@@ -144,24 +144,14 @@ def _pair_sets(seed: int, n_pairs: int, pool: int = 200):
     return (fit_pool, toy_scenes.pairs(fit_pool, n_pairs, seed)), (eval_pool, toy_scenes.pairs(eval_pool, n_pairs, seed))
 
 
-def _maps(net, scenes, ts, layers, ensemble, seed):
-    """{(t, layer): (N, C, h, w)} at the layers' own resolutions, averaged over `ensemble` noise draws."""
-    out = {}
-    for t in ts:
-        with fw._autocast(scenes.images, BF16):
-            f = fw.features.extract(net, scenes.images, t, list(layers), ensemble=ensemble,
-                                    noise=fw._noise(scenes.images, seed, ensemble))
-        out.update({(t, l): v for l, v in f.items()})
-    return out
-
-
 def _correspondence(profile, control, ts, layers, ensemble, n_pairs, seed):
     _, (pool, pairs) = _pair_sets(seed, n_pairs)
     size, thr = pool.images.shape[-1], PCK_ALPHA * pool.images.shape[-1]
     if control == "pixels":
         pck, matches = probes.keypoint_pck(pool.images, pool.keypoints, pool.kp_visible, pairs, size, thr)
         return {"pck": torch.tensor([[pck]]), "best": "pixels", "pairs": pairs, "pred": matches[0][0]}
-    maps = _maps(network(SCENE_MODEL, profile, control), pool, ts, layers, ensemble, seed)
+    maps = fw.feature_maps(network(SCENE_MODEL, profile, control), pool.images, ts, layers, ensemble=ensemble,
+                           seed=seed, bf16=BF16)
     grid, preds = {}, {}
     for (t, layer), m in maps.items():
         grid[fw.cell(t, layer)], matches = probes.keypoint_pck(m, pool.keypoints, pool.kp_visible, pairs, size, thr)
@@ -206,7 +196,8 @@ def _hyperfeatures(profile, ts, layers, ensemble, n_pairs, steps, seed):
     (fit_pool, fit_pairs), (pool, pairs) = _pair_sets(seed, n_pairs)
     size, thr = pool.images.shape[-1], PCK_ALPHA * pool.images.shape[-1]
     net = network(SCENE_MODEL, profile, "trained")
-    fit_maps, eval_maps = (_maps(net, s, ts, layers, ensemble, seed) for s in (fit_pool, pool))
+    fit_maps, eval_maps = (fw.feature_maps(net, s.images, ts, layers, ensemble=ensemble, seed=seed, bf16=BF16)
+                           for s in (fit_pool, pool))
     channels = {l: fit_maps[(ts[0], l)].shape[1] for l in layers}
     score = lambda m, s, p: probes.keypoint_pck(m, s.keypoints, s.kp_visible, p, size, thr)[0]
     # the best single (t, layer) of raw features, chosen on the fitting pairs (Eq. 16), scored on the test pairs

@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
-from .models import ClassifierConfig, DiTConfig, MLPConfig, NoisyClassifierConfig, UNetConfig, UViTConfig
+from .models import ClassifierConfig, DiTConfig, EncoderConfig, MLPConfig, NoisyClassifierConfig, UNetConfig, UViTConfig
 
 FORMAT = 1  # bump when the meaning of a recipe field changes
 
@@ -59,6 +59,9 @@ ABLATION_STEPS = {"dit_fmnist": {"quick": 400, "full": 1500}, "uvit_fmnist": {"q
 # never seen in training); 2,000 steps are the ~13 minutes that `make zoo` grants it on the CPU.
 _SCENES = Recipe(name="unet_toyscenes", model=UNetConfig(in_channels=3, channels=(32, 48, 48), num_classes=None),
                  task="denoise", data="toy_scenes", steps=2000, batch_size=64, lr=1e-3, warmup=200, p_uncond=0.0)
+# chs. 9 and 12: the self-supervised encoder (SimCLR, no labels), standing in for DINOv2; 2 x 128 views per step
+_SIMCLR = Recipe(name="simclr_fmnist", model=EncoderConfig(), task="contrastive", data="fashion_mnist", steps=2000,
+                 batch_size=128, lr=2e-3, warmup=100, weight_decay=1e-4, ema_decay=None, p_uncond=0.0)
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -81,6 +84,7 @@ RECIPES = {
     "unet_toyscenes": {"quick": _SCENES,
                        "full": replace(_SCENES, model=UNetConfig(in_channels=3, channels=(64, 96, 96), emb_dim=256,
                                                                  num_classes=None), **_FULL_BUDGET)},
+    "simclr_fmnist": {"quick": _SIMCLR, "full": replace(_SIMCLR, steps=6000, batch_size=512)},
     # three tiny 2-D denoisers that differ only in what they predict (ch. 1, eps vs x0 vs v)
     **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
                            "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=5000)}

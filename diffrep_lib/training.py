@@ -13,7 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import forward_process, parameterisation, schedules
+from . import forward_process, parameterisation, schedules, selfsup
 from .models.embeddings import drop_labels
 
 Tensor = torch.Tensor
@@ -52,6 +52,14 @@ def noisy_classification_terms(net, x0: Tensor, y: Tensor, *, abar: Tensor, gene
     eps = torch.randn(x0.shape, generator=generator, device=x0.device)
     x_t = forward_process.q_sample(x0, t, abar, eps)
     return {"ce": F.cross_entropy(net(x_t, t), y, reduction="none")}
+
+
+def contrastive_terms(net, x: Tensor, y=None, *, generator=None, temperature: float = 0.2, **_) -> dict[str, Tensor]:
+    """SimCLR: two random views of each image, pooled encoder embeddings through the projection head, NT-Xent
+    per sample (labels unused)."""
+    v1, v2 = selfsup.augment(x, generator), selfsup.augment(x, generator)
+    z = net.head(net(torch.cat([v1, v2])).mean(1))
+    return {"nt_xent": selfsup.nt_xent(*z.chunk(2), temperature)}
 
 
 @torch.no_grad()
@@ -148,7 +156,8 @@ def mean_loss(history: dict, start: float = 0, stop: float = float("inf")) -> fl
     return sum(window) / len(window)
 
 
-TASKS = {"denoise": denoising_terms, "classify": classification_terms, "classify_noisy": noisy_classification_terms}
+TASKS = {"denoise": denoising_terms, "classify": classification_terms, "classify_noisy": noisy_classification_terms,
+         "contrastive": contrastive_terms}
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import data, denoisers, forward_process, schedules, training
@@ -112,6 +113,14 @@ def evaluate(model, r: Recipe) -> dict:
         x, y = x[:2000], y[:2000]
     if r.task == "classify":
         return {"test_accuracy": round((model(x).argmax(1) == y).float().mean().item(), 4)}
+    if r.task == "contrastive":                 # the encoder's embeddings, probed on 5,000 labelled training images
+        from . import probes
+        xt, yt = data.fashion_mnist.tensors("train")
+        xt, yt = xt[:5000], yt[:5000]
+        emb = lambda images: torch.cat([model.pooled(images[i:i + 500]) for i in range(0, len(images), 500)])
+        ft, fe = emb(xt), emb(x)
+        return {"linear_probe": round(probes.linear_probe(ft, yt, fe, y), 4),
+                "knn": round(probes.knn_accuracy(ft, yt, fe, y), 4)}
     abar = schedules.alphas_cumprod(schedules.SCHEDULES[r.schedule](r.T))
     if r.task == "classify_noisy":
         g = torch.Generator().manual_seed(99)
@@ -127,12 +136,26 @@ def evaluate(model, r: Recipe) -> dict:
     return {"test_denoise_loss": round(terms["denoise"].mean().item(), 5)}
 
 
+def checkpoint_path(r: Recipe) -> Path:
+    """Where `train` keeps the weights it has just trained, before evaluating them."""
+    return cache_dir() / "zoo" / "trained" / f"{r.name}-s{r.seed}-{recipe_hash(r)[:16]}.safetensors"
+
+
 def train(r: Recipe, device: str | None = None):
-    """Train recipe r from scratch: returns (model, record) with the record that the manifest stores."""
-    x, y, sample_batch = _training_data(r)
-    torch.manual_seed(r.seed)
-    net = build(r.model)
-    model, hist = training.train(r, net, x, y, device=device, sample_batch=sample_batch)
+    """Train recipe r from scratch: returns (model, record) with the record that the manifest stores. The trained
+    weights are saved (atomically) before they are evaluated, so a failure after training loses no work: the next
+    call with the same recipe picks them up instead of training again."""
+    ckpt = checkpoint_path(r)
+    if ckpt.exists():                   # trained before, but evaluating or shipping failed: keep that work
+        model = _load_into(r, ckpt)
+        with safe_open(str(ckpt), "pt") as f:
+            hist = json.loads(f.metadata()["history"])
+    else:
+        x, y, sample_batch = _training_data(r)
+        torch.manual_seed(r.seed)
+        net = build(r.model)
+        model, hist = training.train(r, net, x, y, device=device, sample_batch=sample_batch)
+        atomic_save(model.state_dict(), ckpt, metadata={"history": json.dumps(hist)})
     rec = {
         "recipe_hash": recipe_hash(r),
         "config": json.loads(json.dumps(dataclasses.asdict(r), default=str)),

@@ -27,6 +27,8 @@ def test_dense_features_upsample_tokens_and_maps_to_pixels():
     maps = fw.dense_features(dit, torch.randn(3, 1, 28, 28), 10, ["blocks.0", "blocks.1"], size=28, batch=2,
                              ensemble=2)
     assert maps.shape == (3, 32, 28, 28)
+    grid = fw.feature_maps(dit, torch.randn(3, 1, 28, 28), (0, 50), ["blocks.1"], ensemble=2)
+    assert sorted(grid) == [(0, "blocks.1"), (50, "blocks.1")] and grid[(0, "blocks.1")].shape == (3, 49, 16)
 
 
 def test_probe_grid_finds_a_planted_cell():

@@ -32,7 +32,7 @@ def no_training(*a, **k):
 
 def test_cache_miss_trains_then_hits(cache, tiny, monkeypatch):
     m1 = zoo.get("tiny_toy", "full")
-    files = sorted(p.name for p in (cache / "zoo").iterdir())
+    files = sorted(p.name for p in (cache / "zoo").iterdir() if p.is_file())
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".safetensors")
     record = json.loads((cache / "zoo" / files[0]).read_text())
     assert record["recipe_hash"] == recipes.recipe_hash(recipes.get("tiny_toy", "full")) and record["steps"] == 40
@@ -71,6 +71,22 @@ def test_a_crash_leaves_no_checkpoint(cache, tiny, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         zoo.get("tiny_toy", "full")
     assert not list(cache.rglob("*.safetensors")) and not list(cache.rglob("*.tmp"))
+
+
+def test_weights_trained_before_a_failed_evaluation_are_not_trained_again(cache, tiny, monkeypatch):
+    """No lost work: train() saves the trained weights before evaluating them; if the evaluation (or anything
+    after it) fails, the next call picks the weights up instead of training again."""
+    def broken(*a, **k):
+        raise RuntimeError("evaluation failed")
+    evaluate = zoo.evaluate
+    monkeypatch.setattr(zoo, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        zoo.train(TINY)
+    assert zoo.checkpoint_path(TINY).exists()
+    monkeypatch.setattr(zoo, "evaluate", evaluate)
+    monkeypatch.setattr(training, "train", no_training)
+    model, rec = zoo.train(TINY)
+    assert rec["steps"] == 30 and rec["loss_curve"]["step"][-1] == 30 and "test_denoise_loss" in rec["metrics"]
 
 
 def test_ship_and_verify_the_manifest(shipped_dir, tiny, monkeypatch):

@@ -1,6 +1,7 @@
-"""Denoising backbones and the evaluation classifier, by name (survey §2.2)."""
+"""Denoising backbones, the evaluation classifier and the self-supervised encoder, by name (survey §2.2)."""
 from .classifier import Classifier, ClassifierConfig
 from .dit import DiT, DiTConfig
+from .encoder import Encoder, EncoderConfig
 from .mlp import MLP, MLPConfig
 from .noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from .unet import UNet, UNetConfig
@@ -8,7 +9,7 @@ from .uvit import UViT, UViTConfig
 
 # config type -> module class: a recipe names a config, the zoo builds the module from it.
 MODELS = {UNetConfig: UNet, DiTConfig: DiT, UViTConfig: UViT, ClassifierConfig: Classifier, MLPConfig: MLP,
-          NoisyClassifierConfig: NoisyClassifier}
+          NoisyClassifierConfig: NoisyClassifier, EncoderConfig: Encoder}
 
 
 def build(cfg):
