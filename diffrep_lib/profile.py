@@ -41,7 +41,7 @@ PROFILES = {
     "quick": Profile(name="quick", device="cpu", n_samples=300, n_ref=2000, nfe_grid=(5, 10, 20),
                      ancestral_nfe=(100,), converged_nfe=50, guidance_scales=(1.0, 1.5, 2.0, 3.0, 5.0),
                      cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200,
-                     probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 200, 500), seg_labels=(5, 20, 100),
+                     probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 500), seg_labels=(5, 20, 100),
                      seg_ts=(10, 50, 150), seg_eval=300, dift_ensemble=2, hyper_steps=200),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
                     ancestral_nfe=(20, 100, 200), converged_nfe=100,

@@ -89,14 +89,14 @@ def _scene_sets(seed: int, labelled: int, n_eval: int):
     return train[idx[:labelled]], train[idx[labelled:labelled + 200]], toy_scenes.split("test")[:n_eval]
 
 
-def _segmentation(profile, control, ts, labels, n_eval, seed, models, steps):
+def _segmentation(profile, control, ts, labels, n_eval, seed, models, steps, batch):
     lab, val, ev = _scene_sets(seed, max(labels), n_eval)
     classes = len(toy_scenes.CLASSES)
 
     def fit_and_predict(f_train, masks, f_test):          # channels standardised on the labelled pixels
         mean, std = f_train.mean((0, 2, 3), keepdim=True), f_train.std((0, 2, 3), keepdim=True).clamp(min=1e-6)
         heads = probes.train_pixel_ensemble((f_train - mean) / std, masks, classes, models=models, steps=steps,
-                                            seed=seed)
+                                            batch=batch, seed=seed)
         return probes.predict_pixels(heads, (f_test - mean) / std)
 
     if control == "pixels":
@@ -125,13 +125,13 @@ def _segmentation(profile, control, ts, labels, n_eval, seed, models, steps):
 
 
 def segmentation(profile: str, control: str, *, ts, labels, n_eval: int, seed: int = 0, models: int = 3,
-                 steps: int = 400) -> dict:
+                 steps: int = 200, batch: int = 512) -> dict:
     """DDPM-Seg on toy scenes: pixel-MLP ensembles on the decoder's upsampled activations, trained from the first
     n labelled scenes for each n in `labels`. t is chosen on 200 validation scenes (mIoU at the middle label
     budget); returns {'t', 'val_by_t', 'miou' (per budget, on the first n_eval test scenes), 'pred' (masks of the
     first 8 test scenes at the largest budget)}. control 'pixels' classifies each pixel from its colour."""
     return memo.cached(_segmentation, profile, control, tuple(ts), tuple(labels), n_eval, seed, models, steps,
-                       deps=_deps(SCENE_MODEL, profile, control))
+                       batch, deps=_deps(SCENE_MODEL, profile, control))
 
 
 # ------------------------------------------------------------------------------------------------ DIFT

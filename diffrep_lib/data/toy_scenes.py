@@ -12,6 +12,7 @@ Generated in well under a second for thousands of scenes.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import torch
@@ -146,8 +147,10 @@ def load(n: int, seed: int = 0, size: int = 32):
 SPLITS = {"train": (20_000, 0), "test": (2_000, 1)}   # (number of scenes, seed): disjoint seeds
 
 
+@functools.lru_cache(maxsize=2)
 def split(name: str = "train") -> Scenes:
-    """The book's fixed splits of toy scenes (the zoo trains on 'train'; chapters evaluate on 'test')."""
+    """The book's fixed splits of toy scenes (the zoo trains on 'train'; chapters evaluate on 'test'). Generated
+    once per process (20,000 scenes take seconds) and shared: index it, do not modify it in place."""
     if name not in SPLITS:
         raise ValueError(f"unknown split {name!r}; choose one of {sorted(SPLITS)}")
     n, seed = SPLITS[name]
