@@ -48,7 +48,9 @@ def _extras(net) -> int:
 
 # ------------------------------------------------------------------------------------------------ DDAE
 
-def _probe_split(sizes: tuple, seed: int):
+def probe_split(sizes: tuple, seed: int):
+    """The probes' images: a seeded subset of sizes[0] training images and the first sizes[1] test images,
+    as (x, y, x_test, y_test)."""
     x, y = fashion_mnist.tensors("train")
     xt, yt = fashion_mnist.tensors("test")
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:sizes[0]]
@@ -56,7 +58,7 @@ def _probe_split(sizes: tuple, seed: int):
 
 
 def _ddae_grid(model, profile, control, ts, layers, sizes, seed):
-    x, y, xt, yt = _probe_split(sizes, seed)
+    x, y, xt, yt = probe_split(sizes, seed)
     if control == "pixels":
         tr, te = {"pixels": x.flatten(1)}, {"pixels": xt.flatten(1)}
     else:
