@@ -43,7 +43,6 @@ class HubEncoder(nn.Module):
         self.model = model.eval().requires_grad_(False)
         cfg = model.config
         self.image_size = image_size or cfg.image_size
-        self.patch = cfg.patch_size
         self.skip = 1 + getattr(cfg, "num_register_tokens", 0)
         self.dim = cfg.hidden_size
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
@@ -74,10 +73,3 @@ def load(name: str = "simclr_fmnist", profile: str = "auto", seed: int = 0, *, r
 
     return ZooEncoder(zoo.untrained(name, profile, seed) if random_init else zoo.get(name, profile, seed))
 
-
-def token_grid(tokens: Tensor) -> int:
-    """The side g of a square token grid (N, g*g, D); a clear error otherwise."""
-    g = round(tokens.shape[1] ** 0.5)
-    if g * g != tokens.shape[1]:
-        raise ValueError(f"{tokens.shape[1]} tokens do not form a square grid")
-    return g

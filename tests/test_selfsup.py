@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from diffrep_lib import encoders, selfsup, training
+from diffrep_lib import encoders, features, selfsup, training
 from diffrep_lib.models import Encoder, EncoderConfig
 
 
@@ -59,9 +59,7 @@ def test_the_zoo_encoder_and_a_transformers_vit_share_one_interface():
     assert not any(p.requires_grad for p in hub.parameters())
     with pytest.raises(ValueError, match="channels"):
         hub.tokens(torch.rand(2, 2, 28, 28))
-    assert encoders.token_grid(hub.tokens(x)) == 7
-    with pytest.raises(ValueError, match="square grid"):
-        encoders.token_grid(torch.zeros(1, 50, 4))
+    assert features.as_map(hub.tokens(x)).shape == (3, 32, 7, 7)         # the tokens fold back to a 7x7 map
 
 
 def test_a_few_contrastive_steps_lower_the_loss_on_fixed_images():
