@@ -65,6 +65,36 @@ def balanced_labels(n: int, num_classes: int = 10) -> Tensor:
     return torch.arange(n) % num_classes
 
 
+def proportional_labels(n: int, counts: tuple) -> Tensor:
+    """n condition ids in proportion to `counts` (how often each id occurs in the training data; largest
+    remainders round), interleaved so that every batch prefix has roughly the same mix. Self-labelled models are
+    sampled this way: cluster sizes are unequal, and uniform ids would change the distribution being matched."""
+    c = torch.tensor(counts, dtype=torch.float64)
+    if c.dim() != 1 or (c < 0).any() or c.sum() == 0:
+        raise ValueError(f"counts must be non-negative with a positive sum, got {counts}")
+    share = n * c / c.sum()
+    take = share.floor().long()
+    take[torch.argsort(share - take, descending=True)[: n - int(take.sum())]] += 1
+    ids = torch.repeat_interleave(torch.arange(len(c)), take)
+    order = torch.argsort((torch.cat([torch.arange(k) for k in take.tolist()]).double() + 0.5) /
+                          torch.repeat_interleave(take, take).double(), stable=True)
+    return ids[order]
+
+
+def condition_ids(labels, n: int, null: int | None) -> Tensor:
+    """The conditions of a sample set: 'balanced' (every class equally often), 'null' (the null id: the
+    unconditional model, no guidance) or a tuple of id counts (proportional_labels)."""
+    if labels == "balanced":
+        return balanced_labels(n)
+    if labels == "null":
+        if null is None:
+            raise ValueError("labels='null' needs a conditional model with a null id")
+        return torch.full((n,), null)
+    if isinstance(labels, tuple):
+        return proportional_labels(n, labels)
+    raise ValueError(f"labels must be 'balanced', 'null' or a tuple of counts, got {labels!r}")
+
+
 def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0):
     """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg' or 'classifier');
     classifier guidance uses the zoo's noise-aware classifier and the model's null label (unconditional)."""
@@ -89,10 +119,10 @@ def zoo_classifier(name: str, profile: str):
 
 
 def _sample_set(model: str, profile: str, model_seed: int, sampler: str, nfe: int, n: int, seed: int,
-                grid: str, bf16: bool, guide: str | None = None, scale: float = 1.0) -> dict:
+                grid: str, bf16: bool, guide: str | None = None, scale: float = 1.0, labels="balanced") -> dict:
     device = device_for(profile)
     G, D = guided_denoiser(model, profile, model_seed, guide, scale)
-    y = balanced_labels(n)
+    y = condition_ids(labels, n, D.net.null_label)
     sigmas = sigma_grid(D, samplers.steps_for_nfe(sampler, nfe), grid)
     x = generate(G, n, sampler=sampler, sigmas=sigmas, cond=y, seed=seed, bf16=bf16,
                  batch=2500 if device == "cuda" else 500, device=device)
@@ -101,16 +131,18 @@ def _sample_set(model: str, profile: str, model_seed: int, sampler: str, nfe: in
 
 def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed: int = 0,
                model_seed: int = 0, grid: str = "karras", bf16: bool = True, guide: str | None = None,
-               scale: float = 1.0) -> dict:
-    """Class-balanced conditional samples {'x': (n, 1, 28, 28), 'y': (n,)} from a zoo model, x0 clipped
-    to [-1, 1], optionally guided ('cfg' or 'classifier' at `scale`); memoised on disk."""
+               scale: float = 1.0, labels="balanced") -> dict:
+    """Conditional samples {'x': (n, 1, 28, 28), 'y': (n,)} from a zoo model, x0 clipped to [-1, 1], optionally
+    guided ('cfg' or 'classifier' at `scale`); memoised on disk. `labels`: 'balanced' classes, 'null' (the
+    unconditional model) or a tuple of counts per id (cluster sizes, for self-labelled models)."""
     if guide == "cfg" and scale == 1.0:      # CFG at scale 1 is the conditional model: one memo entry for both
         guide = None
     deps = (zoo.model_id(model, profile, model_seed),)
     if guide == "classifier":
         deps += (zoo.model_id("noisy_classifier_fmnist", profile),)
+    extra = {} if labels == "balanced" else {"labels": labels}     # keeps the memo keys of earlier chapters
     return memo.cached(_sample_set, model, profile, model_seed, sampler, nfe, n, seed, grid, bf16, guide,
-                       float(scale), deps=deps)
+                       float(scale), deps=deps, **extra)
 
 
 def _ddim_clipping(model: str, profile: str, scale: float, n: int, seed: int, steps: int) -> dict:

@@ -116,3 +116,23 @@ def draw_tree(ax, root: str, children: dict, leaf_colors: dict | None = None) ->
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_axis_off()
+
+
+def draw_pipeline(ax, boxes: dict, arrows: list, colors: dict | None = None) -> None:
+    """A block diagram: `boxes` maps a key to (text, (x, y)) in axes coordinates [0, 1]^2; `arrows` lists
+    (from_key, to_key, label) drawn as labelled arrows between box centres (label may be ''); `colors` maps a key
+    to its box colour. Chapter 9 draws the survey's Fig. 6 framework from its own pipeline with it."""
+    colors = colors or {}
+    for key, (text, (x, y)) in boxes.items():
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, zorder=3,
+                bbox=dict(boxstyle="round,pad=0.4", fc=colors.get(key, "#eeeeee"), ec="#333333", lw=0.8))
+    for a, b, label in arrows:
+        (xa, ya), (xb, yb) = boxes[a][1], boxes[b][1]
+        ax.annotate("", xy=(xb, yb), xytext=(xa, ya), zorder=2,
+                    arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.0, shrinkA=28, shrinkB=28))
+        if label:
+            ax.text((xa + xb) / 2, (ya + yb) / 2 + 0.04, label, ha="center", va="bottom", fontsize=7.5,
+                    color="#444444", style="italic", zorder=4)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_axis_off()

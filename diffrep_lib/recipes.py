@@ -35,11 +35,33 @@ class Recipe:
     prediction: str = "eps"       # what the network predicts: eps, x0 or v
     p_uncond: float = 0.1         # label dropout for classifier-free guidance
     seed: int = 0
+    # --- fields added after FORMAT 1 (they enter the hash only when they differ from these defaults) ---
+    profile: str = "quick"        # the profile this preset belongs to (set by RECIPES); a teacher is taken at it
+    condition: str = "labels"     # what a conditional denoiser is told: 'labels' (human), 'kmeans' (clusters
+                                  # of the teacher's features, fixed before training) or 'online' (ch. 9)
+    clusters: int = 0             # number of clusters k for the 'kmeans' and 'online' conditions
+    teacher: str = ""             # zoo encoder whose features are clustered or aligned to (chs. 9 and 12)
+    teacher_init: str = "trained" # 'trained' or 'random' (the random-teacher control)
+    align_depth: int = 0          # REPA: align the hidden tokens after this DiT block (0: no alignment)
+    align_weight: float = 0.5     # REPA's lambda
+    curve_every: int = 0          # evaluate FID-FM and held-out loss every this many steps (0: never)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Recipe)}
+_LATER_FIELDS = list(_DEFAULTS)[list(_DEFAULTS).index("profile"):]
 
 
 def recipe_hash(recipe: Recipe) -> str:
-    """sha256 of the recipe's content (model config type included): changes whenever the recipe does."""
-    payload = {"format": FORMAT, "model_type": type(recipe.model).__name__, **dataclasses.asdict(recipe)}
+    """sha256 of the recipe's content (model config type included, and the teacher's recipe when it has one):
+    changes whenever the recipe or what it learns from does. Fields added after FORMAT 1 count only when set,
+    so adding a field does not invalidate weights trained before it existed."""
+    fields = dataclasses.asdict(recipe)
+    for name in _LATER_FIELDS:
+        if fields[name] == _DEFAULTS[name]:
+            del fields[name]
+    payload = {"format": FORMAT, "model_type": type(recipe.model).__name__, **fields}
+    if recipe.teacher:
+        payload["teacher_hash"] = recipe_hash(get(recipe.teacher, recipe.profile))
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -51,7 +73,8 @@ _NOISY = Recipe(name="noisy_classifier_fmnist", model=NoisyClassifierConfig(), t
                 data="fashion_mnist", steps=2000, batch_size=128, lr=1e-3, warmup=50, p_uncond=0.0)
 # Chapter 2 trains the three backbones at the U-Net's budget (same steps, batch, optimiser, schedule);
 # the token models are sized so that their CPU step time is below the U-Net's (make bench).
-_DIT = replace(_UNET, name="dit_fmnist", model=DiTConfig(dim=96, depth=6, heads=4, patch=4))
+# The DiT also records FID-FM every 500 steps: it is the baseline curve of representation alignment (ch. 12).
+_DIT = replace(_UNET, name="dit_fmnist", model=DiTConfig(dim=96, depth=6, heads=4, patch=4), curve_every=500)
 _UVIT = replace(_UNET, name="uvit_fmnist", model=UViTConfig(dim=64, depth=7, heads=4, patch=4))
 _FULL_BUDGET = dict(steps=6000, batch_size=256, lr=5e-4, warmup=500)   # the full U-Net's
 ABLATION_STEPS = {"dit_fmnist": {"quick": 400, "full": 1500}, "uvit_fmnist": {"quick": 800, "full": 1500}}
@@ -62,6 +85,19 @@ _SCENES = Recipe(name="unet_toyscenes", model=UNetConfig(in_channels=3, channels
 # chs. 9 and 12: the self-supervised encoder (SimCLR, no labels), standing in for DINOv2; 2 x 128 views per step
 _SIMCLR = Recipe(name="simclr_fmnist", model=EncoderConfig(), task="contrastive", data="fashion_mnist", steps=2000,
                  batch_size=128, lr=2e-3, warmup=100, weight_decay=1e-4, ema_decay=None, p_uncond=0.0)
+# ch. 9: the book's U-Net conditioned on cluster ids of the SimCLR encoder instead of labels, at half the labelled
+# U-Net's steps (the budget of `make zoo`); 'kmeans' clusters once before training, 'online' learns the clusters
+# with Sinkhorn-Knopp while the denoiser trains.
+_CLUSTER = replace(_UNET, name="cluster_unet_fmnist", steps=2000, condition="kmeans", clusters=10,
+                   teacher="simclr_fmnist")
+_ONLINE = replace(_CLUSTER, name="online_unet_fmnist", task="denoise_online", condition="online")
+_CLUSTER_FULL = dict(model=UNetConfig(channels=(64, 96, 96), emb_dim=256, num_classes=10), steps=4000,
+                     batch_size=256, lr=5e-4, warmup=500)
+# ch. 12: REPA on the DiT of ch. 2 at its exact budget and seed; alignment after block 2 of 6 (REPA aligns block 8
+# of SiT-XL's 28), lambda = 0.5 (REPA's default); the control aligns to the same encoder with random weights.
+_REPA = replace(_DIT, name="repa_dit_fmnist", task="denoise_aligned", teacher="simclr_fmnist", align_depth=2,
+                align_weight=0.5)
+_DIT_FULL = dict(model=DiTConfig(dim=192, depth=8, heads=6, patch=2), curve_every=1000)
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -77,14 +113,31 @@ RECIPES = {
     # the noise-aware classifier p(y | x_t, t) of classifier guidance (ch. 3)
     "noisy_classifier_fmnist": {"quick": _NOISY, "full": replace(_NOISY, steps=6000, batch_size=256)},
     # the backbones of ch. 2 at the U-Net's budget; the DiT is also the baseline of representation alignment
-    "dit_fmnist": {"quick": _DIT, "full": replace(_DIT, model=DiTConfig(dim=192, depth=8, heads=6, patch=2),
-                                                  **_FULL_BUDGET)},
+    "dit_fmnist": {"quick": _DIT, "full": replace(_DIT, **_DIT_FULL, **_FULL_BUDGET)},
     "uvit_fmnist": {"quick": _UVIT, "full": replace(_UVIT, model=UViTConfig(dim=192, depth=9, heads=6, patch=2),
                                                     **_FULL_BUDGET)},
     "unet_toyscenes": {"quick": _SCENES,
                        "full": replace(_SCENES, model=UNetConfig(in_channels=3, channels=(64, 96, 96), emb_dim=256,
                                                                  num_classes=None), **_FULL_BUDGET)},
     "simclr_fmnist": {"quick": _SIMCLR, "full": replace(_SIMCLR, steps=6000, batch_size=512)},
+    # ch. 9: self-labelled (k-means of SimCLR features) and online (Sinkhorn-Knopp) cluster conditioning
+    "cluster_unet_fmnist": {"quick": _CLUSTER, "full": replace(_CLUSTER, **_CLUSTER_FULL)},
+    "online_unet_fmnist": {"quick": _ONLINE, "full": replace(_ONLINE, **_CLUSTER_FULL)},
+    **{f"cluster_unet_fmnist_k{k}": {"full": replace(_CLUSTER, name=f"cluster_unet_fmnist_k{k}", clusters=k,
+                                                     **{**_CLUSTER_FULL, "model": UNetConfig(
+                                                         channels=(64, 96, 96), emb_dim=256, num_classes=k)})}
+       for k in (50, 200)},
+    # ch. 12: representation alignment, and its random-teacher control
+    "repa_dit_fmnist": {"quick": _REPA, "full": replace(_REPA, align_depth=3, **_DIT_FULL, **_FULL_BUDGET)},
+    "repa_random_dit_fmnist": {p: replace(r, name="repa_random_dit_fmnist", teacher_init="random")
+                               for p, r in (("quick", _REPA),
+                                            ("full", replace(_REPA, align_depth=3, **_DIT_FULL, **_FULL_BUDGET)))},
+    # full only: REPA's lambda and depth varied around the full default (lambda 0.5, block 3 of 8)
+    **{f"repa_dit_fmnist_{tag}": {"full": replace(_REPA, name=f"repa_dit_fmnist_{tag}", **_DIT_FULL, **_FULL_BUDGET,
+                                                  **change)}
+       for tag, change in (("l0.25", dict(align_depth=3, align_weight=0.25)),
+                           ("l1", dict(align_depth=3, align_weight=1.0)),
+                           ("d2", dict(align_depth=2)), ("d5", dict(align_depth=5)))},
     # three tiny 2-D denoisers that differ only in what they predict (ch. 1, eps vs x0 vs v)
     **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
                            "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=5000)}
@@ -99,9 +152,12 @@ ABLATIONS = {"dit_ablation_adaln_zero": ("dit_fmnist", {}),
              "uvit_ablation_long_skips": ("uvit_fmnist", {}),
              "uvit_ablation_no_skips": ("uvit_fmnist", {"long_skips": False})}
 for _name, (_base, _change) in ABLATIONS.items():
-    RECIPES[_name] = {p: replace(r, name=_name, model=replace(r.model, **_change), steps=ABLATION_STEPS[_base][p])
+    RECIPES[_name] = {p: replace(r, name=_name, model=replace(r.model, **_change), steps=ABLATION_STEPS[_base][p],
+                                 curve_every=0)
                       for p, r in RECIPES[_base].items()}
 RECORD_ONLY = frozenset(ABLATIONS)    # `make zoo` ships their training record, not their weights
+RECIPES = {name: {p: replace(r, profile=p) for p, r in presets.items()} for name, presets in RECIPES.items()}
+SHIPPED = sorted(name for name, presets in RECIPES.items() if "quick" in presets)   # what `make zoo` trains
 
 
 def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:
@@ -109,5 +165,6 @@ def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:
     if name not in RECIPES:
         raise KeyError(f"unknown zoo model {name!r}; the zoo has {sorted(RECIPES)}")
     if profile not in RECIPES[name]:
-        raise KeyError(f"zoo model {name!r} has no {profile!r} recipe; it has {sorted(RECIPES[name])}")
+        raise KeyError(f"zoo model {name!r} has no {profile!r} recipe (it has {sorted(RECIPES[name])}); "
+                       "full-only models are trained on a GPU with profile='full'")
     return replace(RECIPES[name][profile], seed=seed)

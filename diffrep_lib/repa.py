@@ -63,3 +63,18 @@ def repa_terms(net, projector: Projector, target: Tensor, x_t: Tensor, t: Tensor
     with capture(net.blocks[depth - 1]) as hidden:
         out = net(x_t, t, y) if y is not None else net(x_t, t)
     return out, alignment_loss(projector(hidden["out"]), target)
+
+
+def steps_to_reach(curve: list[dict], target: float, key: str = "fid") -> float | None:
+    """The first training step at which a checkpoint curve [{'step': s, key: value}, ...] reaches `target` or
+    below, interpolated linearly between checkpoints (before the first one: from that checkpoint alone); None if
+    it never does. REPA's headline is baseline_steps / steps_to_reach(repa_curve, baseline_final)."""
+    prev = None
+    for point in curve:
+        if point[key] <= target:
+            if prev is None or prev[key] == point[key]:
+                return float(point["step"])
+            frac = (prev[key] - target) / (prev[key] - point[key])
+            return prev["step"] + frac * (point["step"] - prev["step"])
+        prev = point
+    return None

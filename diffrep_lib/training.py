@@ -5,6 +5,7 @@ The loop runs through Hugging Face `accelerate`, so the same code trains on a CP
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -19,23 +20,54 @@ from .models.embeddings import drop_labels
 Tensor = torch.Tensor
 
 
-def denoising_terms(net, x0: Tensor, y: Tensor | None, *, abar: Tensor, prediction: str,
-                    p_uncond: float = 0.0, null: int | None = None, generator=None,
-                    t: Tensor | None = None) -> dict[str, Tensor]:
-    """DDPM's L_simple (survey Eq. 7), with the target of the network's parameterisation:
-    t ~ U{0..T-1} (or the given t), eps ~ N(0, I), x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps,
-    loss ||target - net(x_t, t)||^2 averaged over pixels."""
+def noised(x0: Tensor, abar: Tensor, prediction: str, generator=None, t: Tensor | None = None):
+    """The forward process for one batch: t ~ U{0..T-1} (or the given t), eps ~ N(0, I),
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps. Returns (x_t, t, the parameterisation's target)."""
     n = x0.shape[0]
     if t is None:
         t = torch.randint(0, len(abar), (n,), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device)
     x_t = forward_process.q_sample(x0, t, abar, eps)
     a = forward_process.per_sample(abar.to(x0.device)[t], x0)
-    tgt = parameterisation.target(prediction, x0, eps, a.sqrt(), (1 - a).sqrt())
+    return x_t, t, parameterisation.target(prediction, x0, eps, a.sqrt(), (1 - a).sqrt())
+
+
+def denoising_terms(net, x0: Tensor, y: Tensor | None, *, abar: Tensor, prediction: str,
+                    p_uncond: float = 0.0, null: int | None = None, generator=None,
+                    t: Tensor | None = None) -> dict[str, Tensor]:
+    """DDPM's L_simple (survey Eq. 7) with the target of the network's parameterisation,
+    ||target - net(x_t, t)||^2 averaged over pixels; labels are dropped to `null` with probability p_uncond."""
+    x_t, t, tgt = noised(x0, abar, prediction, generator, t)
     if y is not None and null is not None and p_uncond > 0:
         y = drop_labels(y, p_uncond, null, generator)
     out = net(x_t, t, y) if y is not None else net(x_t, t)
     return {"denoise": (out - tgt).pow(2).flatten(1).mean(1)}
+
+
+def aligned_terms(net, x0: Tensor, y: Tensor | None, *, abar: Tensor, prediction: str, p_uncond: float = 0.0,
+                  null: int | None = None, generator=None, **_) -> dict[str, Tensor]:
+    """REPA (ch. 12): L_simple plus the alignment term, 1 - cosine between the projected hidden tokens after block
+    k and the frozen teacher's tokens of the *clean* image (`net` is a models.Aligned)."""
+    from . import repa
+    from .models.auxiliary import match_grid
+
+    x_t, t, tgt = noised(x0, abar, prediction, generator)
+    if y is not None and null is not None and p_uncond > 0:
+        y = drop_labels(y, p_uncond, null, generator)
+    target = match_grid(net.teacher.to(x0.device).tokens(x0), net.net.grid ** 2)
+    out, align = repa.repa_terms(net.net, net.projector, target, x_t, t, y, net.depth)
+    return {"denoise": (out - tgt).pow(2).flatten(1).mean(1), "align": align}
+
+
+def online_cluster_terms(net, x0: Tensor, y=None, *, abar: Tensor, prediction: str, p_uncond: float = 0.0,
+                         null: int | None = None, generator=None, **_) -> dict[str, Tensor]:
+    """Online guidance (ch. 9): the batch is assigned to the prototypes by Sinkhorn-Knopp on the frozen teacher's
+    features, those ids condition the denoiser (with condition dropout), and the prototypes learn to predict them
+    (`net` is a models.SelfLabelled; human labels are never used)."""
+    ids, cluster_loss = net.clusters(net.teacher.to(x0.device).pooled(x0))
+    terms = denoising_terms(net.net, x0, ids, abar=abar, prediction=prediction, p_uncond=p_uncond, null=null,
+                            generator=generator)
+    return {**terms, "cluster": cluster_loss}
 
 
 def classification_terms(net, x: Tensor, y: Tensor, **_) -> dict[str, Tensor]:
@@ -82,26 +114,40 @@ def lr_at(step: int, lr: float, warmup: int) -> float:
     return lr * min(1.0, (step + 1) / warmup) if warmup else lr
 
 
-def objective(recipe, net, xb: Tensor, yb: Tensor | None, *, abar: Tensor, null=None, generator=None) -> Tensor:
-    """The recipe's training loss on one batch: its task's terms, summed (one term per task, so the weighting
-    is trivial)."""
+def term_weights(recipe) -> dict[str, float]:
+    """The weight of each loss term: 1, except REPA's alignment term, weighted by lambda."""
+    return {"align": recipe.align_weight}
+
+
+def objective(recipe, net, xb: Tensor, yb: Tensor | None, *, abar: Tensor, null=None, generator=None,
+              terms_out: dict | None = None) -> Tensor:
+    """The recipe's training loss on one batch: the weighted sum of its task's terms (batch means), which are also
+    written to `terms_out` when given."""
     terms = TASKS[recipe.task](net, xb, yb, abar=abar, prediction=recipe.prediction, p_uncond=recipe.p_uncond,
                                null=null, generator=generator)
-    return sum(v.mean() for v in terms.values())
+    means = {k: v.mean() for k, v in terms.items()}
+    if terms_out is not None:
+        terms_out.update({k: v.item() for k, v in means.items()})
+    weights = term_weights(recipe)
+    return sum(weights.get(k, 1.0) * v for k, v in means.items())
 
 
 def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None, log_every: int = 50,
-          sample_batch=None):
+          sample_batch=None, checkpoint=None):
     """Train `net` on (x, y) by the recipe; returns (EMA or final module on CPU, history dict).
 
     `sample_batch(n, generator)` replaces indexing into x for data that is drawn afresh (2-D toys).
+    `checkpoint(step, model) -> dict` is called every `recipe.curve_every` steps with the EMA (or current) model
+    in eval mode; its results form history['curve'] (FID-FM against steps, ch. 12).
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     accel = Accelerator(cpu=(device == "cpu"))
-    if accel.device.type == "cuda":                 # TF32 matmuls: ~fp32 quality at tensor-core speed
+    amp = contextlib.nullcontext
+    if accel.device.type == "cuda":                 # TF32 matmuls and bf16 autocast on GPUs; fp32 on CPUs
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        amp = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     torch.manual_seed(recipe.seed)
     gen = torch.Generator(device="cpu").manual_seed(recipe.seed * 1000 + accel.process_index)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -112,8 +158,10 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
     if x is not None:
         x = x.to(accel.device)
         y = y.to(accel.device) if y is not None else None
-    history = {"step": [], "loss": []}
-    running, t0 = [], time.time()
+    history = {"step": [], "loss": [], "terms": {}}
+    running, running_terms, t0, eval_s = [], {}, time.time(), 0.0
+    if checkpoint is not None and recipe.curve_every:
+        history["curve"] = []
     bar = tqdm(range(recipe.steps), desc=recipe.name, disable=not (progress_enabled() and accel.is_main_process))
     net.train()
     for step in bar:
@@ -123,7 +171,9 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
             idx = torch.randint(0, len(x), (recipe.batch_size,), generator=gen).to(accel.device)
             xb, yb = x[idx], (y[idx] if y is not None else None)
         gen_dev = None if accel.device.type != "cpu" else gen
-        loss = objective(recipe, net, xb, yb, abar=abar, null=null, generator=gen_dev)
+        terms = {}
+        with amp():
+            loss = objective(recipe, net, xb, yb, abar=abar, null=null, generator=gen_dev, terms_out=terms)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe.lr, recipe.warmup)
         opt.zero_grad(set_to_none=True)
@@ -136,12 +186,24 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"{recipe.name}: loss became {loss.item()} at step {step}")
         running.append(loss.item())
+        for k, v in terms.items():
+            running_terms.setdefault(k, []).append(v)
         if (step + 1) % log_every == 0 or step == recipe.steps - 1:
             history["step"].append(step + 1)
             history["loss"].append(sum(running) / len(running))
+            for k, v in running_terms.items():
+                history["terms"].setdefault(k, []).append(sum(v) / len(v))
             bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
-            running = []
-    history["wall_s"] = time.time() - t0
+            running, running_terms = [], {}
+        if "curve" in history and (step + 1) % recipe.curve_every == 0:
+            tic = time.time()
+            current = ema if ema is not None else accel.unwrap_model(net)
+            current.eval()
+            history["curve"].append({"step": step + 1, **checkpoint(step + 1, current)})
+            net.train()
+            eval_s += time.time() - tic
+    history["wall_s"] = time.time() - t0 - eval_s        # training time; the curve's evaluations apart
+    history["curve_s"] = eval_s
     history["device"] = str(accel.device)
     model = ema if ema is not None else accel.unwrap_model(net)
     return model.cpu().eval(), history
@@ -157,7 +219,7 @@ def mean_loss(history: dict, start: float = 0, stop: float = float("inf")) -> fl
 
 
 TASKS = {"denoise": denoising_terms, "classify": classification_terms, "classify_noisy": noisy_classification_terms,
-         "contrastive": contrastive_terms}
+         "contrastive": contrastive_terms, "denoise_aligned": aligned_terms, "denoise_online": online_cluster_terms}
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from . import data, denoisers, forward_process, schedules, training
 from .models import build
 from .profile import resolve
-from .recipes import RECIPES, RECORD_ONLY, Recipe, get as recipe, recipe_hash
+from .recipes import RECIPES, RECORD_ONLY, SHIPPED, Recipe, get as recipe, recipe_hash
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -98,7 +98,62 @@ def _training_data(r: Recipe):
         toy = r.data.split("/", 1)[1]
         return None, None, (lambda n, g: data.toy2d.sample(toy, n, generator=g))
     x, y = data.training_tensors(r.data)
+    if r.condition == "kmeans":             # self-labelled: the teacher's clusters replace the labels
+        from . import assignments
+        y = assignments.kmeans_ids(r.teacher, r.profile, r.clusters, r.seed,
+                                   random_init=r.teacher_init == "random")["ids"]
+    elif r.condition == "online":           # the ids are drawn in every training step
+        y = None
+    elif r.condition != "labels":
+        raise ValueError(f"{r.name}: unknown condition {r.condition!r}; choose 'labels', 'kmeans' or 'online'")
     return x, (y if r.task.startswith("classify") or getattr(r.model, "num_classes", None) else None), None
+
+
+def build_model(r: Recipe, *, teacher: bool = False):
+    """The module of recipe r as the zoo stores it: the bare network, or for online guidance the network with its
+    cluster prototypes (models.SelfLabelled). teacher=True builds what training needs, the frozen teacher
+    encoder included (and REPA's projector: models.Aligned)."""
+    from . import assignments, encoders, repa
+    from .models.auxiliary import Aligned, SelfLabelled
+
+    net = build(r.model)
+    enc = None
+    if r.teacher and teacher:
+        enc = encoders.load(r.teacher, r.profile, random_init=r.teacher_init == "random")
+    if r.condition == "online":
+        dim = recipe(r.teacher, r.profile).model.widths[-1]
+        return SelfLabelled(net, assignments.OnlineClusters(dim, r.clusters), enc)
+    if r.align_depth and teacher:
+        return Aligned(net, repa.Projector(r.model.dim, enc.dim), r.align_depth, enc)
+    return net
+
+
+def _curve_point(r: Recipe):
+    """The checkpoint evaluation of recipe r's training curve: FID-FM and sample accuracy of 1,000 class-balanced
+    samples (DPM-Solver++(2M), 10 network evaluations, no guidance, fixed noise) and the held-out denoising loss."""
+    from . import generation, metrics, samplers
+
+    classifier = get("classifier_fmnist", r.profile).eval()
+    x_test, y_test = data.fashion_mnist.tensors("test")
+    ref = metrics.gaussian_stats(metrics.features(classifier, x_test[:2000]))
+    abar = schedules.alphas_cumprod(schedules.SCHEDULES[r.schedule](r.T))
+
+    @torch.no_grad()
+    def point(step: int, model) -> dict:
+        net = model.export() if hasattr(model, "export") else model
+        device = next(net.parameters()).device
+        D = denoisers.VPDenoiser(net, abar.to(device), r.prediction).eval()
+        y = generation.balanced_labels(1000)
+        sigmas = generation.sigma_grid(D, samplers.steps_for_nfe("dpmpp_2m", 10))
+        x = generation.generate(denoisers.clip_x0(D), 1000, sampler="dpmpp_2m", sigmas=sigmas, cond=y, seed=0,
+                                batch=1000 if device.type == "cuda" else 500, device=str(device))
+        g = torch.Generator().manual_seed(99)
+        loss = training.denoising_terms(net, x_test[:1000].to(device), y_test[:1000].to(device),
+                                        abar=abar.to(device), prediction=r.prediction, generator=None if
+                                        device.type == "cuda" else g)["denoise"].mean().item()
+        return {"fid": round(metrics.fid_fm(classifier, x, ref), 2),
+                "accuracy": round(metrics.sample_accuracy(classifier, x, y), 4), "test_denoise_loss": round(loss, 5)}
+    return point
 
 
 @torch.no_grad()
@@ -132,6 +187,8 @@ def evaluate(model, r: Recipe) -> dict:
         return acc
     g = torch.Generator().manual_seed(99)
     yy = y if getattr(r.model, "num_classes", None) else None
+    if yy is not None and r.condition != "labels":     # cluster-conditioned: scored unconditionally (null id)
+        yy = torch.full_like(y, model.null_label)
     terms = training.denoising_terms(model, x, yy, abar=abar, prediction=r.prediction, generator=g)
     return {"test_denoise_loss": round(terms["denoise"].mean().item(), 5)}
 
@@ -153,8 +210,10 @@ def train(r: Recipe, device: str | None = None):
     else:
         x, y, sample_batch = _training_data(r)
         torch.manual_seed(r.seed)
-        net = build(r.model)
-        model, hist = training.train(r, net, x, y, device=device, sample_batch=sample_batch)
+        net = build_model(r, teacher=True)
+        model, hist = training.train(r, net, x, y, device=device, sample_batch=sample_batch,
+                                     checkpoint=_curve_point(r) if r.curve_every else None)
+        model = model.export() if hasattr(model, "export") else model
         atomic_save(model.state_dict(), ckpt, metadata={"history": json.dumps(hist)})
     rec = {
         "recipe_hash": recipe_hash(r),
@@ -164,16 +223,20 @@ def train(r: Recipe, device: str | None = None):
         "date": datetime.date.today().isoformat(),
         "metrics": {"final_train_loss": round(sum(hist["loss"][-2:]) / len(hist["loss"][-2:]), 5),
                     **evaluate(model, r)},
-        "loss_curve": {"step": hist["step"], "loss": [round(v, 5) for v in hist["loss"]]},
+        "loss_curve": {"step": hist["step"], "loss": [round(v, 5) for v in hist["loss"]],
+                       **({"terms": {k: [round(v, 5) for v in vs] for k, vs in hist["terms"].items()}}
+                          if len(hist.get("terms", {})) > 1 else {})},
         "golden": golden_output(model, r),
     }
+    if "curve" in hist:
+        rec["curve"] = hist["curve"]
     return model, rec
 
 
 # ---------------------------------------------------------------------------------------------- loading
 
 def _load_into(r: Recipe, path: Path):
-    model = build(r.model)
+    model = build_model(r)
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 
@@ -260,7 +323,7 @@ def untrained(name: str, profile: str = "auto", seed: int = 0, *, zero_layers: s
         raise ValueError(f"zero_layers must be 'random' or 'keep', got {zero_layers!r}")
     r = recipe(name, resolve(profile), seed)
     torch.manual_seed(r.seed)
-    net = build(r.model)
+    net = build_model(r)
     if zero_layers == "random":
         for m in net.modules():
             w = getattr(m, "weight", None)
@@ -288,7 +351,7 @@ def verify(names=None) -> list[str]:
     """Check every shipped entry: recipe hash, sha256 and golden output. Returns the problems found."""
     problems = []
     entries = read_manifest()["entries"]
-    for name in names or sorted(RECIPES):
+    for name in names or SHIPPED:
         r = recipe(name, "quick", 0)
         entry = entries.get(name)
         if entry is None:
@@ -315,7 +378,7 @@ def stale(names=None) -> list[str]:
     """Recipes whose shipped weights are missing or were trained from another recipe."""
     entries = read_manifest()["entries"]
     out = []
-    for name in names or sorted(RECIPES):
+    for name in names or SHIPPED:
         e = entries.get(name)
         if e is None or e["recipe_hash"] != recipe_hash(recipe(name, "quick", 0)) \
                 or (name not in RECORD_ONLY and not (WEIGHTS_DIR / f"{name}.safetensors").exists()):

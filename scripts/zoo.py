@@ -20,7 +20,7 @@ def main() -> int:
         problems = zoo.verify(args.names or None)
         print("\n".join(problems) or "zoo: every shipped entry verified")
         return 1 if problems else 0
-    todo = (args.names or sorted(zoo.RECIPES)) if args.force else zoo.stale(args.names or None)
+    todo = (args.names or zoo.SHIPPED) if args.force else zoo.stale(args.names or None)
     if not todo:
         print("zoo: every shipped recipe is up to date")
     for name in todo:
