@@ -120,19 +120,36 @@ def draw_tree(ax, root: str, children: dict, leaf_colors: dict | None = None) ->
 
 def draw_pipeline(ax, boxes: dict, arrows: list, colors: dict | None = None) -> None:
     """A block diagram: `boxes` maps a key to (text, (x, y)) in axes coordinates [0, 1]^2; `arrows` lists
-    (from_key, to_key, label) drawn as labelled arrows between box centres (label may be ''); `colors` maps a key
-    to its box colour. Chapter 9 draws the survey's Fig. 6 framework from its own pipeline with it."""
+    (from_key, to_key, label) drawn as labelled arrows from box edge to box edge (label may be ''); `colors` maps a
+    key to its box colour. Chapter 9 draws the survey's Fig. 6 framework from its own pipeline with it."""
     colors = colors or {}
+    texts = {}
     for key, (text, (x, y)) in boxes.items():
-        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, zorder=3,
-                bbox=dict(boxstyle="round,pad=0.4", fc=colors.get(key, "#eeeeee"), ec="#333333", lw=0.8))
+        texts[key] = ax.text(x, y, text, ha="center", va="center", fontsize=8.5, zorder=3,
+                             bbox=dict(boxstyle="round,pad=0.4", fc=colors.get(key, "#eeeeee"), ec="#333333", lw=0.8))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.figure.canvas.draw()                      # lay the boxes out, so that arrows can end at their edges
+    to_data = ax.transData.inverted()
+    half = {}
+    for key, t in texts.items():                 # half width and height of each box, in axes coordinates
+        (x0, y0), (x1, y1) = to_data.transform(t.get_bbox_patch().get_window_extent())
+        half[key] = ((x1 - x0) / 2, (y1 - y0) / 2)
+
+    def edge(key, dx, dy):                       # where the ray from the box centre along (dx, dy) leaves the box
+        hw, hh = half[key]
+        k = min(hw / abs(dx) if dx else float("inf"), hh / abs(dy) if dy else float("inf"))
+        x, y = boxes[key][1]
+        return x + k * dx, y + k * dy
+
     for a, b, label in arrows:
         (xa, ya), (xb, yb) = boxes[a][1], boxes[b][1]
-        ax.annotate("", xy=(xb, yb), xytext=(xa, ya), zorder=2,
-                    arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.0, shrinkA=28, shrinkB=28))
+        start, end = edge(a, xb - xa, yb - ya), edge(b, xa - xb, ya - yb)
+        ax.annotate("", xy=end, xytext=start, zorder=2,
+                    arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.0, shrinkA=2, shrinkB=2))
         if label:
-            ax.text((xa + xb) / 2, (ya + yb) / 2 + 0.04, label, ha="center", va="bottom", fontsize=7.5,
-                    color="#444444", style="italic", zorder=4)
+            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.04, label, ha="center", va="bottom",
+                    fontsize=7.5, color="#444444", style="italic", zorder=4)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_axis_off()

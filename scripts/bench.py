@@ -24,7 +24,7 @@ def bench_recipe(name: str, steps: int) -> dict:
     x, y, sample_batch = zoo._training_data(r)
     xb = sample_batch(r.batch_size, None) if sample_batch else x[:r.batch_size]
     yb = None if sample_batch or y is None else y[:r.batch_size]
-    b = costs.training_throughput(build(r.model), r, xb, yb, steps=steps)
+    b = costs.training_throughput(zoo.build_model(r, teacher=True), r, xb, yb, steps=steps)
     return {"recipe": name, "batch": r.batch_size, **b, "gflop_per_step": b["flops_per_step"] / 1e9,
             "gflop_per_s": b["flops_per_step"] / 1e9 / b["s_per_step"]}
 
