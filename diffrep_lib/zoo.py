@@ -25,10 +25,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from . import data, denoisers, forward_process, schedules, training
+from . import checkpoints, data, denoisers, forward_process, schedules, training
 from .models import build
 from .profile import resolve
-from .recipes import RECIPES, RECORD_ONLY, SHIPPED, Recipe, get as recipe, recipe_hash
+from .recipes import RECORD_ONLY, SHIPPED, Recipe, get as recipe, recipe_hash
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -128,34 +128,6 @@ def build_model(r: Recipe, *, teacher: bool = False):
     return net
 
 
-def _curve_point(r: Recipe):
-    """The checkpoint evaluation of recipe r's training curve: FID-FM and sample accuracy of 1,000 class-balanced
-    samples (DPM-Solver++(2M), 10 network evaluations, no guidance, fixed noise) and the held-out denoising loss."""
-    from . import generation, metrics, samplers
-
-    classifier = get("classifier_fmnist", r.profile).eval()
-    x_test, y_test = data.fashion_mnist.tensors("test")
-    ref = metrics.gaussian_stats(metrics.features(classifier, x_test[:2000]))
-    abar = schedules.alphas_cumprod(schedules.SCHEDULES[r.schedule](r.T))
-
-    @torch.no_grad()
-    def point(step: int, model) -> dict:
-        net = model.export() if hasattr(model, "export") else model
-        device = next(net.parameters()).device
-        D = denoisers.VPDenoiser(net, abar.to(device), r.prediction).eval()
-        y = generation.balanced_labels(1000)
-        sigmas = generation.sigma_grid(D, samplers.steps_for_nfe("dpmpp_2m", 10))
-        x = generation.generate(denoisers.clip_x0(D), 1000, sampler="dpmpp_2m", sigmas=sigmas, cond=y, seed=0,
-                                batch=1000 if device.type == "cuda" else 500, device=str(device))
-        g = torch.Generator().manual_seed(99)
-        loss = training.denoising_terms(net, x_test[:1000].to(device), y_test[:1000].to(device),
-                                        abar=abar.to(device), prediction=r.prediction, generator=None if
-                                        device.type == "cuda" else g)["denoise"].mean().item()
-        return {"fid": round(metrics.fid_fm(classifier, x, ref), 2),
-                "accuracy": round(metrics.sample_accuracy(classifier, x, y), 4), "test_denoise_loss": round(loss, 5)}
-    return point
-
-
 @torch.no_grad()
 def evaluate(model, r: Recipe) -> dict:
     """Held-out numbers stored with the weights: test accuracy, or a fixed-noise test denoising loss."""
@@ -212,7 +184,7 @@ def train(r: Recipe, device: str | None = None):
         torch.manual_seed(r.seed)
         net = build_model(r, teacher=True)
         model, hist = training.train(r, net, x, y, device=device, sample_batch=sample_batch,
-                                     checkpoint=_curve_point(r) if r.curve_every else None)
+                                     checkpoint=checkpoints.curve_point(r) if r.curve_every else None)
         model = model.export() if hasattr(model, "export") else model
         atomic_save(model.state_dict(), ckpt, metadata={"history": json.dumps(hist)})
     rec = {
