@@ -33,14 +33,16 @@ class ProbeConfig:
 
 def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
                  cfg: ProbeConfig = ProbeConfig()) -> float:
-    """Test accuracy of a linear classifier trained on standardised frozen features (N, D)."""
+    """Test accuracy of a linear classifier trained on standardised frozen features (N, D), on their device."""
     train_x, test_x = standardize(train_x.float(), test_x.float())
+    train_y, test_y = train_y.to(train_x.device), test_y.to(train_x.device)
     classes = int(max(train_y.max(), test_y.max())) + 1
     g = torch.Generator().manual_seed(cfg.seed)
     head = nn.Linear(train_x.shape[1], classes)
     with torch.no_grad():
         head.weight.copy_(0.01 * torch.randn(head.weight.shape, generator=g))
         head.bias.zero_()
+    head = head.to(train_x.device)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     with torch.enable_grad():                        # also when called under no_grad (an evaluation)
         for _ in range(cfg.steps):

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 class Projector(nn.Module):
     """REPA's projector: a 3-layer MLP with SiLU, applied to each token (the paper uses hidden width 2048)."""
 
-    def __init__(self, dim: int, target_dim: int, hidden: int = 512):
+    def __init__(self, dim: int, target_dim: int, hidden: int = 2048):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                  nn.Linear(hidden, target_dim))

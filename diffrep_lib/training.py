@@ -99,8 +99,7 @@ def ema_update(ema, model, step: int, decay: float) -> None:
     """Exponential moving average with warm-up, decay_n = min(decay, (1 + n) / (10 + n)): a plain 0.999
     over a few thousand steps would leave a visible share of the random initialisation in the average."""
     d = min(decay, (1 + step) / (10 + step))
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm.detach(), 1 - d)
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - d)  # one launch
     for be, bm in zip(ema.buffers(), model.buffers()):
         be.copy_(bm)
 
@@ -122,12 +121,12 @@ def term_weights(recipe) -> dict[str, float]:
 def objective(recipe, net, xb: Tensor, yb: Tensor | None, *, abar: Tensor, null=None, generator=None,
               terms_out: dict | None = None) -> Tensor:
     """The recipe's training loss on one batch: the weighted sum of its task's terms (batch means), which are also
-    written to `terms_out` when given."""
+    written to `terms_out` when given (as detached tensors: reading them waits for the device)."""
     terms = TASKS[recipe.task](net, xb, yb, abar=abar, prediction=recipe.prediction, p_uncond=recipe.p_uncond,
                                null=null, generator=generator)
     means = {k: v.mean() for k, v in terms.items()}
     if terms_out is not None:
-        terms_out.update({k: v.item() for k, v in means.items()})
+        terms_out.update({k: v.detach() for k, v in means.items()})
     weights = term_weights(recipe)
     return sum(weights.get(k, 1.0) * v for k, v in means.items())
 
@@ -183,16 +182,19 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
         opt.step()
         if ema is not None:
             ema_update(ema, accel.unwrap_model(net), step, recipe.ema_decay)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"{recipe.name}: loss became {loss.item()} at step {step}")
-        running.append(loss.item())
+        # losses stay on the device until a log step: reading one every step would stall a GPU on each step
+        running.append(loss.detach())
         for k, v in terms.items():
             running_terms.setdefault(k, []).append(v)
         if (step + 1) % log_every == 0 or step == recipe.steps - 1:
+            mean = torch.stack(running).float().mean().item()
+            if not math.isfinite(mean):
+                raise FloatingPointError(f"{recipe.name}: the loss became {mean} within steps "
+                                         f"{step + 2 - len(running)}-{step + 1}")
             history["step"].append(step + 1)
-            history["loss"].append(sum(running) / len(running))
+            history["loss"].append(mean)
             for k, v in running_terms.items():
-                history["terms"].setdefault(k, []).append(sum(v) / len(v))
+                history["terms"].setdefault(k, []).append(torch.stack(v).float().mean().item())
             bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
             running, running_terms = [], {}
         if "curve" in history and (step + 1) % recipe.curve_every == 0:

@@ -124,7 +124,7 @@ def build_model(r: Recipe, *, teacher: bool = False):
         dim = recipe(r.teacher, r.profile).model.widths[-1]
         return SelfLabelled(net, assignments.OnlineClusters(dim, r.clusters), enc)
     if r.align_depth and teacher:
-        return Aligned(net, repa.Projector(r.model.dim, enc.dim), r.align_depth, enc)
+        return Aligned(net, repa.Projector(r.model.dim, enc.dim, r.align_hidden), r.align_depth, enc)
     return net
 
 

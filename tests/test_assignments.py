@@ -92,7 +92,7 @@ def test_aligned_wrapper_trains_projector_and_exports_the_dit_alone():
     loss = training.objective(r, model, torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3]), abar=abar, null=10,
                               terms_out=terms)
     assert set(terms) == {"denoise", "align"}
-    assert loss.item() == pytest.approx(terms["denoise"] + 0.5 * terms["align"], rel=1e-5)
+    assert loss.item() == pytest.approx(terms["denoise"].item() + 0.5 * terms["align"].item(), rel=1e-5)
     assert model.export() is net and "projector.net.0.weight" in model.state_dict()
     assert not any(k.startswith("_teacher") for k in model.state_dict())    # the teacher is not saved
     with pytest.raises(RuntimeError, match="without its teacher"):

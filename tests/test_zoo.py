@@ -164,6 +164,30 @@ def test_a_short_run_repeats_the_first_steps_of_a_long_one(tiny):
     assert curves[0] == curves[1][:4]
 
 
+def test_a_diverging_run_stops_with_the_steps_where_the_loss_broke(tiny):
+    """Losses are read once per log window (no device sync per step); a non-finite loss still stops training,
+    naming the window, instead of writing a checkpoint of NaNs."""
+    from diffrep_lib.models import build
+    net = build(TINY.model)
+    with torch.no_grad():
+        next(net.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"within steps 1-10"):
+        training.train(TINY, net, None, None, device="cpu", log_every=10,
+                       sample_batch=lambda n, g: __import__("diffrep_lib").data.toy2d.sample("8gaussians", n, generator=g))
+
+
+def test_ema_update_is_the_per_parameter_lerp():
+    """The fused EMA update (one foreach call) equals lerping every parameter and copying the buffers."""
+    torch.manual_seed(0)
+    model, ema = torch.nn.BatchNorm1d(4), torch.nn.BatchNorm1d(4)
+    model.weight.data.normal_(); model.running_mean.normal_()
+    expected = [pe + (1 - 0.5) * (pm - pe) for pe, pm in zip(ema.parameters(), model.parameters())]
+    training.ema_update(ema, model, step=8, decay=0.999)           # warm-up: d = min(0.999, 9 / 18) = 0.5
+    for got, want in zip(ema.parameters(), expected):
+        assert torch.allclose(got, want)
+    assert torch.equal(ema.running_mean, model.running_mean)
+
+
 # one smoke run per distinct architecture: the ablations' first arms repeat their main recipe's model
 SMOKE = sorted(n for n in recipes.SHIPPED if n not in recipes.RECORD_ONLY or recipes.ABLATIONS[n][1])
 
