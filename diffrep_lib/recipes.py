@@ -97,7 +97,7 @@ _CLUSTER_FULL = dict(model=UNetConfig(channels=(64, 96, 96), emb_dim=256, num_cl
 # ch. 12: REPA on the DiT of ch. 2 at its exact budget and seed; alignment after block 2 of 6 (REPA aligns block 8
 # of SiT-XL's 28), lambda = 0.5 (REPA's default); the control aligns to the same encoder with random weights.
 # The projector is 256 wide (the paper's 2048 is 1.8x SiT-XL's width; 512 made a REPA step cost 1.37x the DiT's
-# on the CPU, 256 costs 1.12x: make bench).
+# on the CPU, 256 costs 1.24x: make bench).
 _REPA = replace(_DIT, name="repa_dit_fmnist", task="denoise_aligned", teacher="simclr_fmnist", align_depth=2,
                 align_weight=0.5, align_hidden=256)
 _DIT_FULL = dict(model=DiTConfig(dim=192, depth=8, heads=6, patch=2), curve_every=1000)
