@@ -27,10 +27,10 @@ def curve_point(r: Recipe):
         sigmas = generation.sigma_grid(D, samplers.steps_for_nfe("dpmpp_2m", 10))
         x = generation.generate(denoisers.clip_x0(D), 1000, sampler="dpmpp_2m", sigmas=sigmas, cond=y, seed=0,
                                 batch=1000 if device.type == "cuda" else 500, device=str(device))
-        g = torch.Generator().manual_seed(99)
+        g = torch.Generator(device=device).manual_seed(99)      # the same noise at every checkpoint
         loss = training.denoising_terms(net, x_test[:1000].to(device), y_test[:1000].to(device),
-                                        abar=abar.to(device), prediction=r.prediction, generator=None if
-                                        device.type == "cuda" else g)["denoise"].mean().item()
+                                        abar=abar.to(device), prediction=r.prediction,
+                                        generator=g)["denoise"].mean().item()
         return {"fid": round(metrics.fid_fm(classifier, x, ref), 2),
                 "accuracy": round(metrics.sample_accuracy(classifier, x, y), 4), "test_denoise_loss": round(loss, 5)}
     return point

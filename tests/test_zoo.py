@@ -164,6 +164,24 @@ def test_a_short_run_repeats_the_first_steps_of_a_long_one(tiny):
     assert curves[0] == curves[1][:4]
 
 
+def test_checkpoint_curve_is_recorded_and_kept_out_of_the_training_time(cache, tiny, monkeypatch):
+    """A recipe with curve_every gets its checkpoint evaluations in the record (ch. 12's curves), with their wall
+    time apart from the training time."""
+    import time
+    from diffrep_lib import checkpoints
+
+    def fake_point(r):
+        def point(step, model):
+            assert not model.training                          # evaluated in eval mode
+            time.sleep(0.3)
+            return {"fid": 100.0 / step}
+        return point
+    monkeypatch.setattr(checkpoints, "curve_point", fake_point)
+    _, rec = zoo.train(dataclasses.replace(TINY, curve_every=10))
+    assert [p["step"] for p in rec["curve"]] == [10, 20, 30] and rec["curve"][0]["fid"] == 10.0
+    assert rec["curve_s"] >= 0.9 and rec["wall_s"] < rec["curve_s"]
+
+
 def test_a_diverging_run_stops_with_the_steps_where_the_loss_broke(tiny):
     """Losses are read once per log window (no device sync per step); a non-finite loss still stops training,
     naming the window, instead of writing a checkpoint of NaNs."""
