@@ -57,8 +57,10 @@ def dit_block_flops(tokens: int, dim: int, mlp_ratio: float = 4.0) -> int:
 
 
 def training_step(net, opt, recipe, abar, xb, yb=None) -> float:
-    """One optimiser step of the recipe's objective on the batch (xb, yb); returns the loss."""
-    loss = training.objective(recipe, net, xb, yb, abar=abar, null=getattr(net, "null_label", None))
+    """One optimiser step of the recipe's objective on the batch (xb, yb), at the precision the training loop
+    uses for it on that device; returns the loss."""
+    with training.autocast(recipe, xb.device):
+        loss = training.objective(recipe, net, xb, yb, abar=abar, null=getattr(net, "null_label", None))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -46,6 +46,7 @@ class Recipe:
     align_weight: float = 0.5     # REPA's lambda
     align_hidden: int = 2048      # REPA: hidden width of the projector MLP (the paper's 2048 for SiT-XL)
     curve_every: int = 0          # evaluate FID-FM and held-out loss every this many steps (0: never)
+    cpu_bf16: bool = False        # on a CPU with bf16 instructions, train in bfloat16 autocast (GPUs always do)
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Recipe)}
@@ -83,24 +84,31 @@ ABLATION_STEPS = {"dit_fmnist": {"quick": 400, "full": 1500}, "uvit_fmnist": {"q
 # never seen in training); 2,000 steps are the ~13 minutes that `make zoo` grants it on the CPU.
 _SCENES = Recipe(name="unet_toyscenes", model=UNetConfig(in_channels=3, channels=(32, 48, 48), num_classes=None),
                  task="denoise", data="toy_scenes", steps=2000, batch_size=64, lr=1e-3, warmup=200, p_uncond=0.0)
-# chs. 9 and 12: the self-supervised encoder (SimCLR, no labels), standing in for DINOv2; 2 x 128 views per step
+# chs. 9 and 12: the self-supervised encoder (SimCLR, no labels), standing in for DINOv2; 2 x 128 views per step.
+# The convolutional recipes of chs. 9 and 12 train in bf16 autocast on CPUs that have bf16 instructions: a step
+# takes about half the time there (make bench), which keeps their `make zoo` share within its budget; the token
+# models do not gain (their bf16 step was slower on this CPU) and stay in float32.
 _SIMCLR = Recipe(name="simclr_fmnist", model=EncoderConfig(), task="contrastive", data="fashion_mnist", steps=2000,
-                 batch_size=128, lr=2e-3, warmup=100, weight_decay=1e-4, ema_decay=None, p_uncond=0.0)
+                 batch_size=128, lr=2e-3, warmup=100, weight_decay=1e-4, ema_decay=None, p_uncond=0.0,
+                 cpu_bf16=True)
 # ch. 9: the book's U-Net conditioned on cluster ids of the SimCLR encoder instead of labels, at half the labelled
 # U-Net's steps (the budget of `make zoo`); 'kmeans' clusters once before training, 'online' learns the clusters
 # with Sinkhorn-Knopp while the denoiser trains.
 _CLUSTER = replace(_UNET, name="cluster_unet_fmnist", steps=2000, condition="kmeans", clusters=10,
-                   teacher="simclr_fmnist")
+                   teacher="simclr_fmnist", cpu_bf16=True)
 _ONLINE = replace(_CLUSTER, name="online_unet_fmnist", task="denoise_online", condition="online")
 _CLUSTER_FULL = dict(model=UNetConfig(channels=(64, 96, 96), emb_dim=256, num_classes=10), steps=4000,
                      batch_size=256, lr=5e-4, warmup=500)
 # ch. 12: REPA on the DiT of ch. 2 at its exact budget and seed; alignment after block 2 of 6 (REPA aligns block 8
 # of SiT-XL's 28), lambda = 0.5 (REPA's default); the control aligns to the same encoder with random weights.
 # The projector is 256 wide (the paper's 2048 is 1.8x SiT-XL's width; 512 made a REPA step cost 1.37x the DiT's
-# on the CPU, 256 costs 1.24x: make bench).
+# on the CPU, 256 costs 1.2x: make bench).
 _REPA = replace(_DIT, name="repa_dit_fmnist", task="denoise_aligned", teacher="simclr_fmnist", align_depth=2,
                 align_weight=0.5, align_hidden=256)
-_DIT_FULL = dict(model=DiTConfig(dim=192, depth=8, heads=6, patch=2), curve_every=1000)
+# The full token backbones use 4 x 4 patches like the quick ones (49 tokens): at 2 x 2 a full DiT arm took 32 ms a
+# step on the H100 (191 s for 6,000 steps; REPA 224 s), so chapter 12's three arms alone would have used the whole
+# book's 10-minute full budget; at 4 x 4 the three arms, trained side by side, took 182-232 s each (H100).
+_DIT_FULL = dict(model=DiTConfig(dim=192, depth=8, heads=6, patch=4), curve_every=1000)
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -117,7 +125,7 @@ RECIPES = {
     "noisy_classifier_fmnist": {"quick": _NOISY, "full": replace(_NOISY, steps=6000, batch_size=256)},
     # the backbones of ch. 2 at the U-Net's budget; the DiT is also the baseline of representation alignment
     "dit_fmnist": {"quick": _DIT, "full": replace(_DIT, **_DIT_FULL, **_FULL_BUDGET)},
-    "uvit_fmnist": {"quick": _UVIT, "full": replace(_UVIT, model=UViTConfig(dim=192, depth=9, heads=6, patch=2),
+    "uvit_fmnist": {"quick": _UVIT, "full": replace(_UVIT, model=UViTConfig(dim=192, depth=9, heads=6, patch=4),
                                                     **_FULL_BUDGET)},
     "unet_toyscenes": {"quick": _SCENES,
                        "full": replace(_SCENES, model=UNetConfig(in_channels=3, channels=(64, 96, 96), emb_dim=256,

@@ -5,7 +5,6 @@ The loop runs through Hugging Face `accelerate`, so the same code trains on a CP
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
@@ -109,6 +108,26 @@ def progress_enabled() -> bool:
     return os.environ.get("DIFFREP_PROGRESS", "1") != "0"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bfloat16 matrix work natively (AVX512-BF16 or AMX); elsewhere bf16 autocast would be
+    emulated and slower than float32, so recipes that ask for it train in float32 there."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def precision(recipe, device) -> str:
+    """How the recipe trains on `device`: 'bf16 autocast' on GPUs, and on CPUs with bf16 instructions when the
+    recipe asks for it (recipes.Recipe.cpu_bf16); 'fp32' otherwise. The weights and the optimiser stay float32."""
+    kind = torch.device(device).type
+    bf16 = kind == "cuda" or (kind == "cpu" and getattr(recipe, "cpu_bf16", False) and cpu_has_bf16())
+    return "bf16 autocast" if bf16 else "fp32"
+
+
+def autocast(recipe, device):
+    """The autocast context of `precision(recipe, device)` (a disabled one for fp32)."""
+    kind = torch.device(device).type
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision(recipe, device) != "fp32")
+
+
 def lr_at(step: int, lr: float, warmup: int) -> float:
     return lr * min(1.0, (step + 1) / warmup) if warmup else lr
 
@@ -143,13 +162,13 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
     from tqdm.auto import tqdm
 
     accel = Accelerator(cpu=(device == "cpu"))
-    amp = contextlib.nullcontext
-    if accel.device.type == "cuda":                 # TF32 matmuls and bf16 autocast on GPUs; fp32 on CPUs
+    if accel.device.type == "cuda":                 # TF32 for what autocast leaves in float32
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        amp = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     torch.manual_seed(recipe.seed)
     gen = torch.Generator(device="cpu").manual_seed(recipe.seed * 1000 + accel.process_index)
-    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    net = net.to(accel.device)                      # before the optimiser: a fused one needs its parameters there
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                            fused=accel.device.type == "cuda")          # one kernel for all parameters on a GPU
     net, opt = accel.prepare(net, opt)
     ema = copy.deepcopy(accel.unwrap_model(net)).eval().requires_grad_(False) if recipe.ema_decay else None
     abar = schedules.alphas_cumprod(schedules.SCHEDULES[recipe.schedule](recipe.T)).to(accel.device)
@@ -157,21 +176,29 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
     if x is not None:
         x = x.to(accel.device)
         y = y.to(accel.device) if y is not None else None
+    batches = None
+    if x is not None and sample_batch is None and accel.device.type != "cpu":
+        # on a GPU every batch's indices are drawn up front (the same draws as the CPU's, in the same order) and
+        # copied once: a copy from pageable memory each step would make the host wait for the device each step
+        batches = torch.stack([torch.randint(0, len(x), (recipe.batch_size,), generator=gen)
+                               for _ in range(recipe.steps)]).to(accel.device)
     history = {"step": [], "loss": [], "terms": {}}
     running, running_terms, t0, eval_s = [], {}, time.time(), 0.0
     if checkpoint is not None and recipe.curve_every:
         history["curve"] = []
-    bar = tqdm(range(recipe.steps), desc=recipe.name, disable=not (progress_enabled() and accel.is_main_process))
+    bar = tqdm(range(recipe.steps), desc=recipe.name, disable=not (progress_enabled() and accel.is_main_process),
+               position=int(os.environ.get("DIFFREP_BAR_POSITION", 0)))    # make zoo's workers: one line each
     net.train()
     for step in bar:
         if sample_batch is not None:
             xb, yb = sample_batch(recipe.batch_size, gen).to(accel.device), None
         else:
-            idx = torch.randint(0, len(x), (recipe.batch_size,), generator=gen).to(accel.device)
+            idx = batches[step] if batches is not None else torch.randint(0, len(x), (recipe.batch_size,),
+                                                                          generator=gen)
             xb, yb = x[idx], (y[idx] if y is not None else None)
         gen_dev = None if accel.device.type != "cpu" else gen
         terms = {}
-        with amp():
+        with autocast(recipe, accel.device):
             loss = objective(recipe, net, xb, yb, abar=abar, null=null, generator=gen_dev, terms_out=terms)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe.lr, recipe.warmup)
@@ -207,6 +234,7 @@ def train(recipe, net, x: Tensor, y: Tensor | None, *, device: str | None = None
     history["wall_s"] = time.time() - t0 - eval_s        # training time; the curve's evaluations apart
     history["curve_s"] = eval_s
     history["device"] = str(accel.device)
+    history["precision"] = precision(recipe, accel.device)
     model = ema if ema is not None else accel.unwrap_model(net)
     return model.cpu().eval(), history
 

@@ -12,6 +12,7 @@ reported and retrained.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -191,6 +192,7 @@ def train(r: Recipe, device: str | None = None):
         "recipe_hash": recipe_hash(r),
         "config": json.loads(json.dumps(dataclasses.asdict(r), default=str)),
         "seed": r.seed, "steps": r.steps, "wall_s": round(hist["wall_s"], 1), "device": hist["device"],
+        **({"precision": hist["precision"]} if hist.get("precision", "fp32") != "fp32" else {}),
         "host": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "date": datetime.date.today().isoformat(),
         "metrics": {"final_train_loss": round(sum(hist["loss"][-2:]) / len(hist["loss"][-2:]), 5),
@@ -367,7 +369,25 @@ def ship(name: str) -> dict:
         atomic_save(model.state_dict(), path)
         rec["sha256"] = sha256(path)
         rec["bytes"] = path.stat().st_size
-    manifest = read_manifest()          # re-read: other recipes may have been shipped meanwhile
-    manifest["entries"][name] = rec
-    atomic_write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    with _manifest_lock():              # make zoo's workers ship in parallel: one read-modify-write at a time
+        manifest = read_manifest()
+        manifest["entries"][name] = rec
+        atomic_write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return rec
+
+
+@contextlib.contextmanager
+def _manifest_lock():
+    """An exclusive lock on the manifest between processes (POSIX; elsewhere make zoo runs one worker)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    MANIFEST.parent.mkdir(parents=True, exist_ok=True)
+    with open(MANIFEST.parent / ".manifest.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -234,3 +234,43 @@ def test_every_full_recipe_builds_and_runs_a_forward_pass(name):
     with torch.no_grad():
         out = net(x) if r.task == "classify" else net(x, t) if r.task == "classify_noisy" or y is None else net(x, t, y)
     assert torch.isfinite(out).all()
+
+
+def _zoo_script():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("zoo_script", Path(__file__).parents[1] / "scripts" / "zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_zoo_trains_teachers_in_an_earlier_wave():
+    waves = _zoo_script().waves(["repa_dit_fmnist", "cluster_unet_fmnist", "simclr_fmnist", "unet_fmnist"])
+    assert waves[0] == ["unet_fmnist", "simclr_fmnist"]                 # longest first
+    assert sorted(waves[1]) == ["cluster_unet_fmnist", "repa_dit_fmnist"]
+    assert _zoo_script().waves(["repa_dit_fmnist"]) == [["repa_dit_fmnist"]]   # a fresh teacher is not waited for
+
+
+def test_manifest_lock_excludes_a_second_holder():
+    fcntl = pytest.importorskip("fcntl")
+    with zoo._manifest_lock():
+        with open(zoo.MANIFEST.parent / ".manifest.lock", "w") as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(zoo.MANIFEST.parent / ".manifest.lock", "w") as f:    # released afterwards
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def test_training_precision_follows_recipe_and_device(monkeypatch):
+    r = recipes.get("simclr_fmnist", "quick")
+    assert r.cpu_bf16 and not recipes.get("dit_fmnist", "quick").cpu_bf16
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    assert training.precision(r, "cpu") == "bf16 autocast"
+    assert training.precision(recipes.get("dit_fmnist", "quick"), "cpu") == "fp32"
+    assert training.precision(recipes.get("dit_fmnist", "quick"), "cuda") == "bf16 autocast"
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)   # emulated bf16 would be slower: float32
+    assert training.precision(r, "cpu") == "fp32"
+    with training.autocast(r, "cpu"):
+        assert not torch.is_autocast_enabled("cpu")
