@@ -4,8 +4,7 @@
     python scripts/zoo.py --force unet_fmnist
     python scripts/zoo.py --jobs 1   # one recipe at a time, with all cores
     python scripts/zoo.py --verify   # check the manifest (recipe hashes, sha256, golden outputs)
-    python scripts/zoo.py --seed 1 dit_fmnist repa_dit_fmnist   # other training seeds, into the cache only
-                                                                 # (what `make claims-seeds` would train)
+    python scripts/zoo.py --seed 1 --seed 2 dit_fmnist   # other training seeds, into the cache only
 
 Recipes train in waves: a recipe whose teacher is also to be trained waits for the wave after it. Within a wave
 `--jobs` workers (default 2) train recipes side by side, the cores split between them: the book's small models
@@ -54,9 +53,10 @@ def main() -> int:
     ap.add_argument("--force", action="store_true", help="retrain even if up to date")
     ap.add_argument("--verify", action="store_true", help="only verify the shipped weights")
     ap.add_argument("--jobs", type=int, default=2, help="recipes trained side by side (default 2)")
-    ap.add_argument("--seed", type=int, nargs="+", default=[0],
-                    help="training seeds; other than 0 they go to the cache (DIFFREP_CACHE), not the package")
+    ap.add_argument("--seed", type=int, action="append",
+                    help="a training seed (repeatable; default 0); other seeds go to the cache, not the package")
     args = ap.parse_args()
+    args.seed = args.seed or [0]
     if args.verify:
         problems = zoo.verify(args.names or None)
         print("\n".join(problems) or "zoo: every shipped entry verified")
