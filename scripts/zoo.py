@@ -47,7 +47,7 @@ def report(name: str, rec: dict) -> None:
           f"({rec['host'].split(', ')[-1]}); {rec['metrics']}", flush=True)
 
 
-def main() -> int:
+def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="recipes to train (default: all stale ones)")
     ap.add_argument("--force", action="store_true", help="retrain even if up to date")
@@ -55,14 +55,19 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2, help="recipes trained side by side (default 2)")
     ap.add_argument("--seed", type=int, action="append",
                     help="a training seed (repeatable; default 0); other seeds go to the cache, not the package")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.seed = args.seed or [0]
+    if args.seed != [0] and not args.names:
+        ap.error("--seed other than 0 needs the recipe names")
+    return args
+
+
+def main() -> int:
+    args = parse()
     if args.verify:
         problems = zoo.verify(args.names or None)
         print("\n".join(problems) or "zoo: every shipped entry verified")
         return 1 if problems else 0
-    if args.seed != [0] and not args.names:
-        ap.error("--seed other than 0 needs the recipe names")
     todo = (args.names or zoo.SHIPPED) if args.force or args.seed != [0] else zoo.stale(args.names or None)
     if not todo:
         print("zoo: every shipped recipe is up to date")

@@ -252,6 +252,15 @@ def test_make_zoo_trains_teachers_in_an_earlier_wave():
     assert _zoo_script().waves(["repa_dit_fmnist"]) == [["repa_dit_fmnist"]]   # a fresh teacher is not waited for
 
 
+def test_make_zoo_arguments():
+    parse = _zoo_script().parse
+    args = parse(["--seed", "1", "--seed", "2", "dit_fmnist", "repa_dit_fmnist"])
+    assert args.seed == [1, 2] and args.names == ["dit_fmnist", "repa_dit_fmnist"]
+    assert parse([]).seed == [0] and parse([]).jobs == 2
+    with pytest.raises(SystemExit):
+        parse(["--seed", "1"])                          # other seeds are trained only for named recipes
+
+
 def test_manifest_lock_excludes_a_second_holder():
     fcntl = pytest.importorskip("fcntl")
     with zoo._manifest_lock():
