@@ -9,7 +9,9 @@
 Recipes train in waves: a recipe whose teacher is also to be trained waits for the wave after it. Within a wave
 `--jobs` workers (default 2) train recipes side by side, the cores split between them: the book's small models
 use two cores poorly, and two single-threaded trainings on this 2-core CPU do 1.2-1.3x the work of one with two
-threads (make bench). The numbers a worker trains differ from a two-thread run's in the last bits only.
+threads (make bench). A worker's arithmetic can differ from a two-thread run's in the last bits (another
+reduction order), and training amplifies such differences: weights are reproducible per machine and thread
+count, not across them. A worker left alone at the end of a wave keeps its single thread.
 """
 import argparse
 import multiprocessing as mp
