@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export DIFFREP_PROGRESS ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test setup system zoo bench claims-seeds unit execute-quick nbval build-strict browser clean
+.PHONY: book test setup system zoo zoo-extras bench claims-seeds unit execute-quick nbval build-strict browser clean
 
 book: setup
 	$(PY) scripts/run_book.py --profile auto
@@ -42,6 +42,10 @@ $(STAMP): pyproject.toml
 
 zoo: setup
 	DIFFREP_PROGRESS=$${DIFFREP_PROGRESS:-1} $(PY) scripts/zoo.py
+
+# the extras: shipped quick recipes beyond make zoo's time budget (chapter 9's k = 50 and 200, chapter 12's sweep)
+zoo-extras: setup
+	DIFFREP_PROGRESS=$${DIFFREP_PROGRESS:-1} $(PY) scripts/zoo.py --extras
 
 unit:
 	$(PY) -m pytest -q tests

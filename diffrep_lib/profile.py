@@ -49,7 +49,7 @@ PROFILES = {
                      cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200,
                      probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 500), seg_labels=(5, 20, 100),
                      seg_ts=(10, 50, 150), seg_eval=300, dift_ensemble=2, hyper_steps=200,
-                     ssl_scales=(1.0, 1.5, 2.5), cluster_ks=(10,), guided_ks=(10,), align_probe_ts=(50,),
+                     ssl_scales=(1.0, 1.5, 2.5), cluster_ks=(10,), guided_ks=(10, 50, 200), align_probe_ts=(50,),
                      align_probe_sizes=(10000, 5000)),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
                     ancestral_nfe=(20, 100, 200), converged_nfe=100,

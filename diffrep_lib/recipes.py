@@ -134,7 +134,10 @@ RECIPES = {
     # ch. 9: self-labelled (k-means of SimCLR features) and online (Sinkhorn-Knopp) cluster conditioning
     "cluster_unet_fmnist": {"quick": _CLUSTER, "full": replace(_CLUSTER, **_CLUSTER_FULL)},
     "online_unet_fmnist": {"quick": _ONLINE, "full": replace(_ONLINE, **_CLUSTER_FULL)},
-    **{f"cluster_unet_fmnist_k{k}": {"full": replace(_CLUSTER, name=f"cluster_unet_fmnist_k{k}", clusters=k,
+    # ... and with more clusters (an extra: `make zoo-extras`)
+    **{f"cluster_unet_fmnist_k{k}": {"quick": replace(_CLUSTER, name=f"cluster_unet_fmnist_k{k}", clusters=k,
+                                                      model=replace(_CLUSTER.model, num_classes=k)),
+                                     "full": replace(_CLUSTER, name=f"cluster_unet_fmnist_k{k}", clusters=k,
                                                      **{**_CLUSTER_FULL, "model": UNetConfig(
                                                          channels=(64, 96, 96), emb_dim=256, num_classes=k)})}
        for k in (50, 200)},
@@ -143,12 +146,14 @@ RECIPES = {
     "repa_random_dit_fmnist": {p: replace(r, name="repa_random_dit_fmnist", teacher_init="random")
                                for p, r in (("quick", _REPA),
                                             ("full", replace(_REPA, align_depth=3, **_DIT_FULL, **_FULL_BUDGET)))},
-    # full only: REPA's lambda and depth varied around the full default (lambda 0.5, block 3 of 8)
-    **{f"repa_dit_fmnist_{tag}": {"full": replace(_REPA, name=f"repa_dit_fmnist_{tag}", **_DIT_FULL, **_FULL_BUDGET,
-                                                  **change)}
-       for tag, change in (("l0.25", dict(align_depth=3, align_weight=0.25)),
-                           ("l1", dict(align_depth=3, align_weight=1.0)),
-                           ("d2", dict(align_depth=2)), ("d5", dict(align_depth=5)))},
+    # REPA's lambda and depth varied around each profile's default (quick: lambda 0.5 at block 2 of 6; full: block 3
+    # of 8): lambda 0.25 and 1; one block shallower; two blocks deeper (an extra: `make zoo-extras`)
+    **{f"repa_dit_fmnist_{tag}": {p: replace(r, name=f"repa_dit_fmnist_{tag}", **change(r))
+                                  for p, r in (("quick", _REPA),
+                                               ("full", replace(_REPA, align_depth=3, **_DIT_FULL, **_FULL_BUDGET)))}
+       for tag, change in (("l0.25", lambda r: dict(align_weight=0.25)), ("l1", lambda r: dict(align_weight=1.0)),
+                           ("shallow", lambda r: dict(align_depth=r.align_depth - 1)),
+                           ("deep", lambda r: dict(align_depth=r.align_depth + 2)))},
     # three tiny 2-D denoisers that differ only in what they predict (ch. 1, eps vs x0 vs v)
     **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
                            "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=5000)}
@@ -166,9 +171,14 @@ for _name, (_base, _change) in ABLATIONS.items():
     RECIPES[_name] = {p: replace(r, name=_name, model=replace(r.model, **_change), steps=ABLATION_STEPS[_base][p],
                                  curve_every=0)
                       for p, r in RECIPES[_base].items()}
-RECORD_ONLY = frozenset(ABLATIONS)    # `make zoo` ships their training record, not their weights
+REPA_SWEEP = ("repa_dit_fmnist_l0.25", "repa_dit_fmnist_l1", "repa_dit_fmnist_shallow", "repa_dit_fmnist_deep")
+RECORD_ONLY = frozenset(ABLATIONS) | frozenset(REPA_SWEEP)   # the zoo ships their training record, not weights
+# Extras: shipped quick recipes that plain `make zoo` leaves alone (they would overrun its time budget); `make
+# zoo-extras` trains them (chapter 9's k = 50 and 200, chapter 12's lambda/depth sweep; about an hour in all).
+EXTRAS = frozenset({"cluster_unet_fmnist_k50", "cluster_unet_fmnist_k200", *REPA_SWEEP})
 RECIPES = {name: {p: replace(r, profile=p) for p, r in presets.items()} for name, presets in RECIPES.items()}
-SHIPPED = sorted(name for name, presets in RECIPES.items() if "quick" in presets)   # what `make zoo` trains
+SHIPPED = sorted(name for name, presets in RECIPES.items() if "quick" in presets)   # what the package ships
+CORE = [name for name in SHIPPED if name not in EXTRAS]                               # what `make zoo` trains
 
 
 def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:

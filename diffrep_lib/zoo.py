@@ -5,10 +5,10 @@
 
 `quick`, seed 0: weights shipped in `diffrep_lib/weights/` with a `manifest.json` entry (recipe hash,
 config, seed, steps, wall time, device, date, final metrics, sha256, golden output), written by
-`make zoo`. Anything else (`full`, other seeds, or DIFFREP_RETRAIN=1) is trained on first use into
-DIFFREP_CACHE (default ~/.cache/diffrep), keyed by the recipe hash. Files are safetensors, written to a
-temporary name and renamed, so a crash never leaves a half-written checkpoint; a corrupt file is
-reported and retrained.
+`make zoo` (`make zoo-extras` for the extras, recipes.EXTRAS). Anything else (`full`, other seeds, or
+DIFFREP_RETRAIN=1) is trained on first use into DIFFREP_CACHE (default ~/.cache/diffrep), keyed by the recipe
+hash. Files are safetensors, written to a temporary name and renamed, so a crash never leaves a half-written
+checkpoint; a corrupt file is reported and retrained.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from . import checkpoints, data, denoisers, forward_process, schedules, training
 from .models import build
 from .profile import resolve
-from .recipes import RECORD_ONLY, SHIPPED, Recipe, get as recipe, recipe_hash
+from .recipes import EXTRAS, RECORD_ONLY, SHIPPED, Recipe, get as recipe, recipe_hash
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -219,12 +219,17 @@ def read_manifest() -> dict:
     return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"format": 1, "entries": {}}
 
 
+def retrain_command(name: str) -> str:
+    """The command that (re)trains the shipped recipe `name`: `make zoo`, or `make zoo-extras` for an extra."""
+    return "make zoo-extras" if name in EXTRAS else "make zoo"
+
+
 def _shipped_entry(r: Recipe) -> dict:
     entry = read_manifest()["entries"].get(r.name)
     if entry is None:
-        raise ZooError(f"no shipped record for {r.name!r}: run `make zoo`")
+        raise ZooError(f"no shipped record for {r.name!r}: run `{retrain_command(r.name)}`")
     if entry["recipe_hash"] != recipe_hash(r):
-        raise ZooError(f"recipe {r.name} changed since it was trained: run `make zoo`")
+        raise ZooError(f"recipe {r.name} changed since it was trained: run `{retrain_command(r.name)}`")
     return entry
 
 
@@ -232,9 +237,10 @@ def _shipped(r: Recipe):
     entry = _shipped_entry(r)
     path = WEIGHTS_DIR / f"{r.name}.safetensors"
     if not path.exists():
-        raise ZooError(f"no shipped weights for {r.name!r}: run `make zoo`")
+        raise ZooError(f"no shipped weights for {r.name!r}: run `{retrain_command(r.name)}`")
     if sha256(path) != entry["sha256"]:
-        raise ZooError(f"{path.name} does not match its manifest sha256 (altered or corrupt): run `make zoo`")
+        raise ZooError(f"{path.name} does not match its manifest sha256 (altered or corrupt): "
+                       f"run `{retrain_command(r.name)}`")
     return _load_into(r, path)
 
 
@@ -329,11 +335,11 @@ def verify(names=None) -> list[str]:
         r = recipe(name, "quick", 0)
         entry = entries.get(name)
         if entry is None:
-            problems.append(f"{name}: no manifest entry: run `make zoo`")
+            problems.append(f"{name}: no manifest entry: run `{retrain_command(name)}`")
             continue
         if name in RECORD_ONLY:
             if entry["recipe_hash"] != recipe_hash(r):
-                problems.append(f"recipe {name} changed since it was trained: run `make zoo`")
+                problems.append(f"recipe {name} changed since it was trained: run `{retrain_command(name)}`")
             continue
         try:
             model = _shipped(r)
@@ -344,7 +350,7 @@ def verify(names=None) -> list[str]:
         if not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
             problems.append(f"{name}: today's model code does not reproduce the golden output "
                             f"(max difference {(got - want).abs().max():.2e}): a refactor changed behaviour; "
-                            "fix the code, or run `make zoo` if the change is intended")
+                            f"fix the code, or run `{retrain_command(name)}` if the change is intended")
     return problems
 
 

@@ -5,6 +5,8 @@
     python scripts/zoo.py --jobs 1   # one recipe at a time, with all cores
     python scripts/zoo.py --verify   # check the manifest (recipe hashes, sha256, golden outputs)
     python scripts/zoo.py --seed 1 --seed 2 dit_fmnist   # other training seeds, into the cache only
+    python scripts/zoo.py --seed 0 --seed 1 dit_fmnist   # both: seed 0 only if stale (or --force)
+    python scripts/zoo.py --extras   # the extras (make zoo-extras): chapter 9's k = 50, 200, chapter 12's sweep
 
 Recipes train in waves: a recipe whose teacher is also to be trained waits for the wave after it. Within a wave
 `--jobs` workers (default 2) train recipes side by side, the cores split between them: the book's small models
@@ -55,6 +57,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--force", action="store_true", help="retrain even if up to date")
     ap.add_argument("--verify", action="store_true", help="only verify the shipped weights")
     ap.add_argument("--jobs", type=int, default=2, help="recipes trained side by side (default 2)")
+    ap.add_argument("--extras", action="store_true",
+                    help=f"the extras instead of the core recipes: {', '.join(sorted(recipes.EXTRAS))}")
     ap.add_argument("--seed", type=int, action="append",
                     help="a training seed (repeatable; default 0); other seeds go to the cache, not the package")
     args = ap.parse_args(argv)
@@ -64,18 +68,27 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
+def selected(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The (recipe, seed) runs to do: the recipes named, else the core ones (the extras with --extras). Seed 0 is
+    shipped: only a missing or stale recipe is retrained, unless --force. Other seeds go to the cache, where
+    `zoo.record` trains only what is not there yet."""
+    names = args.names or sorted(recipes.EXTRAS if args.extras else recipes.CORE)
+    to_ship = set(names if args.force else zoo.stale(names)) if 0 in args.seed else set()
+    return [(name, seed) for name in names for seed in args.seed if seed != 0 or name in to_ship]
+
+
 def main() -> int:
     args = parse()
     if args.verify:
         problems = zoo.verify(args.names or None)
         print("\n".join(problems) or "zoo: every shipped entry verified")
         return 1 if problems else 0
-    todo = (args.names or zoo.SHIPPED) if args.force or args.seed != [0] else zoo.stale(args.names or None)
+    todo = selected(args)
     if not todo:
-        print("zoo: every shipped recipe is up to date")
+        print(f"zoo: every {'extra' if args.extras else 'core'} recipe is up to date")
     cores = os.cpu_count() or 1
-    for wave in waves(list(todo)):
-        jobs_list = [(name, seed) for name in wave for seed in args.seed]
+    for wave in waves(list(dict.fromkeys(name for name, _ in todo))):
+        jobs_list = [(name, seed) for name in wave for seed in args.seed if (name, seed) in todo]
         jobs = max(1, min(args.jobs, len(jobs_list), cores))
         if jobs == 1:
             for name, seed in jobs_list:

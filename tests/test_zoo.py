@@ -206,8 +206,9 @@ def test_ema_update_is_the_per_parameter_lerp():
     assert torch.equal(ema.running_mean, model.running_mean)
 
 
-# one smoke run per distinct architecture: the ablations' first arms repeat their main recipe's model
-SMOKE = sorted(n for n in recipes.SHIPPED if n not in recipes.RECORD_ONLY or recipes.ABLATIONS[n][1])
+# one smoke run per distinct architecture: the ablations' first arms repeat their main recipe's model, and the
+# extras (ch. 9's k = 50, 200; ch. 12's sweep) repeat a core recipe's with other cluster counts or REPA settings
+SMOKE = sorted(n for n in recipes.CORE if n not in recipes.RECORD_ONLY or recipes.ABLATIONS[n][1])
 
 
 @pytest.mark.parametrize("name", SMOKE)
@@ -259,6 +260,21 @@ def test_make_zoo_arguments():
     assert parse([]).seed == [0] and parse([]).jobs == 2
     with pytest.raises(SystemExit):
         parse(["--seed", "1"])                          # other seeds are trained only for named recipes
+
+
+def test_make_zoo_leaves_the_extras_to_make_zoo_extras(monkeypatch):
+    script = _zoo_script()
+    out_of_date = ("cluster_unet_fmnist_k50", "repa_dit_fmnist_l1", "unet_fmnist")
+    monkeypatch.setattr(zoo, "stale", lambda names: [n for n in names if n in out_of_date])
+    core, extras = script.selected(script.parse([])), script.selected(script.parse(["--extras"]))
+    assert core == [("unet_fmnist", 0)] and extras == [("cluster_unet_fmnist_k50", 0), ("repa_dit_fmnist_l1", 0)]
+    assert script.selected(script.parse(["--force", "--extras"])) == [(n, 0) for n in sorted(recipes.EXTRAS)]
+    # seed 0 is retrained only where stale (or forced); other seeds are always listed (the cache skips done ones)
+    assert script.selected(script.parse(["--seed", "0", "--seed", "1", "dit_fmnist", "unet_fmnist"])) == [
+        ("dit_fmnist", 1), ("unet_fmnist", 0), ("unet_fmnist", 1)]
+    assert set(recipes.CORE) | recipes.EXTRAS == set(recipes.SHIPPED) and not set(recipes.CORE) & recipes.EXTRAS
+    assert zoo.retrain_command("repa_dit_fmnist_deep") == "make zoo-extras"
+    assert zoo.retrain_command("repa_dit_fmnist") == "make zoo"
 
 
 def test_manifest_lock_excludes_a_second_holder():
