@@ -39,6 +39,7 @@ class Profile:
     ssl_scales: tuple         # classifier-free guidance scales with cluster ids and labels (ch. 9)
     cluster_ks: tuple         # numbers of clusters whose statistics are compared (ch. 9)
     guided_ks: tuple          # numbers of clusters with a trained cluster-conditioned model (ch. 9)
+    k_scales: tuple           # the guidance scales at which those models are compared (ch. 9)
     align_probe_ts: tuple     # timesteps at which the DiT's hidden states are probed (ch. 12)
     align_probe_sizes: tuple  # (training, test) images of those probes: larger than ch. 4's, for 1-point effects
 
@@ -49,8 +50,8 @@ PROFILES = {
                      cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200,
                      probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 500), seg_labels=(5, 20, 100),
                      seg_ts=(10, 50, 150), seg_eval=300, dift_ensemble=2, hyper_steps=200,
-                     ssl_scales=(1.0, 1.5, 2.5), cluster_ks=(10,), guided_ks=(10, 50, 200), align_probe_ts=(50,),
-                     align_probe_sizes=(10000, 5000)),
+                     ssl_scales=(1.0, 1.5, 2.5), cluster_ks=(10,), guided_ks=(10, 50, 200), k_scales=(2.5,),
+                     align_probe_ts=(50,), align_probe_sizes=(10000, 5000)),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
                     ancestral_nfe=(20, 100, 200), converged_nfe=100,
                     guidance_scales=(1.0, 1.25, 1.5, 2.0, 3.0, 5.0), cg_scales=(0.0, 1.0, 3.0, 10.0, 30.0),
@@ -59,6 +60,7 @@ PROFILES = {
                     seg_labels=(5, 20, 100, 500), seg_ts=(10, 25, 50, 100, 150, 250, 400), seg_eval=1000,
                     dift_ensemble=8, hyper_steps=1500,
                     ssl_scales=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0), cluster_ks=(10, 50, 200), guided_ks=(10, 50, 200),
+                    k_scales=(1.5, 2.5, 4.0),
                     align_probe_ts=(10, 50, 200), align_probe_sizes=(20000, 10000)),
 }
 

@@ -85,7 +85,8 @@ def main() -> int:
         return 1 if problems else 0
     todo = selected(args)
     if not todo:
-        print(f"zoo: every {'extra' if args.extras else 'core'} recipe is up to date")
+        which = "named" if args.names else "extra" if args.extras else "core"
+        print(f"zoo: every {which} recipe is up to date")
     cores = os.cpu_count() or 1
     for wave in waves(list(dict.fromkeys(name for name, _ in todo))):
         jobs_list = [(name, seed) for name in wave for seed in args.seed if (name, seed) in todo]

@@ -116,8 +116,9 @@ def test_new_recipe_fields_keep_old_hashes_and_teacher_changes_propagate(monkeyp
     changed = {p: dataclasses.replace(v, steps=v.steps + 1) for p, v in recipes.RECIPES["simclr_fmnist"].items()}
     monkeypatch.setitem(recipes.RECIPES, "simclr_fmnist", changed)
     assert recipes.recipe_hash(recipes.get("cluster_unet_fmnist")) != before     # retrained teacher: retrain
+    monkeypatch.setitem(recipes.RECIPES, "gpu_only", {"full": recipes.get("unet_fmnist", "full")})
     with pytest.raises(KeyError, match="full-only"):
-        recipes.get("cluster_unet_fmnist_k50", "quick")
+        recipes.get("gpu_only", "quick")
 
 
 def test_online_recipe_builds_its_prototypes_and_loads_without_teacher():

@@ -144,6 +144,25 @@ def test_record_only_recipes_ship_their_record_but_no_weights(shipped_dir, tiny,
     assert rec["steps"] == 30 and rec["loss_curve"]["step"][-1] == 30
 
 
+def test_model_id_changes_when_shipped_weights_change(shipped_dir, tiny):
+    zoo.ship("tiny_toy")
+    before = zoo.model_id("tiny_toy", "quick")
+    manifest = json.loads(zoo.MANIFEST.read_text())
+    manifest["entries"]["tiny_toy"]["sha256"] = "0" * 64            # re-shipped from the same recipe
+    zoo.MANIFEST.write_text(json.dumps(manifest))
+    assert zoo.model_id("tiny_toy", "quick") != before              # memoised results of the old weights are not reused
+
+
+def test_half_precision_extras_verify_against_their_shipped_weights(shipped_dir, tiny, monkeypatch):
+    monkeypatch.setattr(zoo, "HALF", frozenset({"tiny_toy"}))
+    rec = zoo.ship("tiny_toy")
+    from safetensors.torch import load_file
+    assert {v.dtype for v in load_file(str(shipped_dir / "tiny_toy.safetensors")).values()} == {torch.float16}
+    assert rec["weights_dtype"] == "float16" and zoo.verify(["tiny_toy"]) == []
+    model = zoo.get("tiny_toy", "quick")                       # used in float32, from the rounded weights
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 def test_record_of_an_unshipped_model_trains_once_and_is_cached(cache, tiny, monkeypatch):
     rec = zoo.record("tiny_toy", "full", seed=1)
     assert rec["seed"] == 1 and rec["steps"] == 40
