@@ -27,6 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import checkpoints, data, denoisers, forward_process, schedules, training
+from .golden import golden_output
 from .models import build
 from .profile import resolve
 from .recipes import EXTRAS, RECORD_ONLY, SHIPPED, Recipe, get as recipe, recipe_hash
@@ -63,33 +64,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------------------------- golden
-
-def golden_input(r: Recipe, n: int = 4):
-    """A fixed input for the model of recipe r: (x, t, y) drawn from a seeded generator."""
-    g = torch.Generator().manual_seed(1234)
-    cfg = r.model
-    shape = (n, cfg.in_channels, 28, 28) if hasattr(cfg, "in_channels") else (n, cfg.dim)
-    x = torch.randn(shape, generator=g)
-    t = torch.tensor([10.0, 250.0, 500.0, 900.0])[:n]
-    y = torch.tensor([0, 3, 7, getattr(cfg, "num_classes", 0) or 0])[:n] if getattr(cfg, "num_classes", None) else None
-    return x, t, y
-
-
-@torch.no_grad()
-def golden_output(model, r: Recipe) -> list[float]:
-    """Per-sample mean and standard deviation of the model's output on the golden input."""
-    x, t, y = golden_input(r)
-    if r.task == "classify":
-        out = model(x)
-    elif r.task == "classify_noisy":
-        out = model(x, t)
-    else:
-        out = model(x, t, y) if y is not None else model(x, t)
-    out = out.flatten(1).double()
-    return [round(v, 7) for v in torch.stack([out.mean(1), out.std(1)], 1).flatten().tolist()]
 
 
 # ------------------------------------------------------------------------------------------- training

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from diffrep_lib import recipes, training, zoo
+from diffrep_lib import golden, recipes, training, zoo
 from diffrep_lib.models import MLPConfig
 
 TINY = recipes.Recipe(name="tiny_toy", model=MLPConfig(hidden=16, depth=2), task="denoise",
@@ -249,7 +249,7 @@ def test_every_full_recipe_builds_and_runs_a_forward_pass(name):
     """The GPU recipes are not trained in CI; their models must at least build and accept the recipe's inputs."""
     from diffrep_lib.models import build
     r = recipes.get(name, "full")
-    x, t, y = zoo.golden_input(r, n=2)
+    x, t, y = golden.golden_input(r, n=2)
     net = build(r.model).eval()
     with torch.no_grad():
         out = net(x) if r.task == "classify" else net(x, t) if r.task == "classify_noisy" or y is None else net(x, t, y)
