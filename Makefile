@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export DIFFREP_PROGRESS ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test setup system zoo zoo-extras bench claims-seeds unit execute-quick nbval build-strict browser clean
+.PHONY: book test setup system zoo zoo-extras bench claims-seeds rehearse unit execute-quick nbval build-strict browser clean
 
 book: setup
 	$(PY) scripts/run_book.py --profile auto
@@ -67,6 +67,10 @@ bench: setup
 
 claims-seeds: setup
 	$(PY) scripts/claims_seeds.py --seeds 0 1 2
+
+# every chapter's full-profile code path on the CPU, with miniature training (what a GPU or Colab run takes)
+rehearse: setup
+	$(PY) scripts/rehearse.py
 
 clean:
 	rm -rf _build
