@@ -92,6 +92,8 @@ def main() -> int:
                     help="training steps of every full recipe (default 100: two points of the loss log, which is kept "
                          "every 50 steps and which chapter 2 splits into halves)")
     args = ap.parse_args()
+    if args.steps < 2:
+        ap.error(f"--steps must be at least 2 (a curve recipe records two points), got {args.steps}")
     sys.path.insert(0, str(ROOT / "scripts"))
     import run_book
 
