@@ -1,8 +1,49 @@
-"""diffrep_lib: the helper library of *diffrep*, the executable companion to the survey
-"Diffusion Models and Representation Learning" (Fuest et al. 2024). Import it as `import diffrep_lib as dr`.
+"""diffrep_lib: the helper library of *diffrep*, the executable companion to the survey "Diffusion Models and
+Representation Learning" (Fuest et al. 2024). Import it as `import diffrep_lib as dr`.
+
+The library is layered; a layer imports only the layers below it (docs/ARCHITECTURE.md):
+
+    core, support, survey     the diffusion core (schedules ... samplers, guidance, metrics); profiles, memo, claims
+    models, data              backbones and classifiers; Fashion-MNIST, 2-D toys, toy scenes
+    readout                   features by hooks, the Fig. 4 / Eq. 16 framework, probes
+    zoo                       recipes, the method registry, the training loop, the weight store, the loading API
+    methods                   one module per method family, registering its zoo entries
+    experiments               each chapter's memoised measurements
+    plotting                  the book's figures
+
+Every module a chapter uses is also a top-level name: `dr.samplers`, `dr.zoo`, `dr.features`, `dr.repa`, ...
 """
-from . import (alignment, architecture, assignments, claims, costs, data, denoisers, diffusers_bridge, encoders, features, forward_process,
-               framework, generation, guidance, memo, metrics, models, parameterisation, plotting, probes, profile,
-               readout, recipes, repa, samplers, schedules, selfsup, survey, training, zoo)
+from . import core, data, models, support, survey                                    # layers 0-1
+from .core import (denoisers, diffusers_bridge, forward_process, guidance, losses, metrics, parameterisation,
+                   samplers, sampling, schedules)
+from .support import claims, hooks, memo, profile, runtime
+from . import readout                                                                 # layer 2
+from .readout import features, framework, probes
+from . import zoo                                                                     # layer 3
+from .zoo import recipes, registry, training
+from . import methods                                                                 # layer 4: registers methods
+from .methods import assignments, classifiers, diffusion, encoders, repa, simclr
+from . import experiments                                                             # layer 5
+from .experiments import activations, alignment, costs, generation
+from . import plotting                                                                # layer 6
+from .models import architecture
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # layers
+    "core", "support", "survey", "models", "data", "readout", "zoo", "methods", "experiments", "plotting",
+    # the diffusion core
+    "schedules", "forward_process", "parameterisation", "denoisers", "samplers", "sampling", "guidance",
+    "diffusers_bridge", "losses", "metrics",
+    # support
+    "profile", "memo", "claims", "runtime", "hooks",
+    # models and readout
+    "architecture", "features", "framework", "probes",
+    # the zoo
+    "recipes", "registry", "training",
+    # methods
+    "diffusion", "classifiers", "encoders", "simclr", "assignments", "repa",
+    # chapters' experiments
+    "generation", "costs", "activations", "alignment",
+]

@@ -5,6 +5,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 import torch
 
+from .models.architecture import layout, trace
+
 
 def setup() -> None:
     """Matplotlib defaults for the book: white, opaque figures; modest sizes; no top/right spines."""
@@ -53,7 +55,6 @@ def draw_backbone(ax, net, title: str | None = None) -> None:
     embedding of (t, y) enters. U-Net boxes sit at the height of their resolution level, which draws the U."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    from .architecture import layout, trace
 
     lay, shapes = layout(net), trace(net)
     xs = {label: i for i, (label, _) in enumerate(lay.blocks)}

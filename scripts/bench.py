@@ -21,10 +21,10 @@ PEAK_FP32 = 166.0
 def bench_recipe(name: str, steps: int) -> dict:
     r = recipes.get(name)
     torch.manual_seed(0)
-    x, y, sample_batch = zoo._training_data(r)
+    x, y, sample_batch = zoo.training_data(r)
     xb = sample_batch(r.batch_size, None) if sample_batch else x[:r.batch_size]
     yb = None if sample_batch or y is None else y[:r.batch_size]
-    b = costs.training_throughput(zoo.build_model(r, teacher=True), r, xb, yb, steps=steps)
+    b = costs.training_throughput(zoo.build_model(r, for_training=True), r, xb, yb, steps=steps)
     return {"recipe": name, "batch": r.batch_size, **b, "gflop_per_step": b["flops_per_step"] / 1e9,
             "gflop_per_s": b["flops_per_step"] / 1e9 / b["s_per_step"]}
 
@@ -60,7 +60,7 @@ class DiffusersAdapter(torch.nn.Module):
 def bench_unet_vs_diffusers(steps: int) -> list[dict]:
     """Our U-Net and the matching diffusers UNet2DModel, one training step each in turn, in one process."""
     r = recipes.get("unet_fmnist")
-    x, y, _ = zoo._training_data(r)
+    x, y, _ = zoo.training_data(r)
     xb, yb = x[:r.batch_size], y[:r.batch_size]
     torch.manual_seed(0)
     nets = {"ours (diffrep UNet)": build(r.model), "diffusers UNet2DModel": DiffusersAdapter(diffusers_unet(r.model))}
@@ -81,9 +81,9 @@ def bench_sampling(n: int, nfe: int) -> list[dict]:
     out = []
     for name in ("ddim", "ddpm", "heun", "dpmpp_2m", "euler_maruyama"):
         for bf16 in (False, True):
-            sig = dr.generation.sigma_grid(raw, dr.samplers.steps_for_nfe(name, nfe))
+            sig = dr.sampling.sigma_grid(raw, dr.samplers.steps_for_nfe(name, nfe))
             t0 = time.perf_counter()
-            dr.generation.generate(D, n, sampler=name, sigmas=sig, cond=torch.arange(n) % 10, bf16=bf16, batch=n)
+            dr.sampling.generate(D, n, sampler=name, sigmas=sig, cond=torch.arange(n) % 10, bf16=bf16, batch=n)
             dt = time.perf_counter() - t0
             used = dr.samplers.nfe(name, len(sig) - 1)
             out.append({"sampler": name, "nfe": used, "bf16": bf16, "img_per_s": n / dt,

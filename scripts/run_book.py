@@ -48,7 +48,7 @@ def run(profile: str, seed: int, names=None, out: Path = OUT) -> list[dict]:
     import diffrep_lib as dr
 
     resolved = dr.profile.resolve(profile)
-    device = dr.generation.device_for(resolved)
+    device = dr.profile.device_for(resolved)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     os.environ["DIFFREP_PROGRESS"] = "0"           # no progress bars in executed pages
     rows = []

@@ -4,9 +4,10 @@ import dataclasses
 import pytest
 import torch
 
-from diffrep_lib import assignments, generation, recipes, repa, training, zoo
+from diffrep_lib import assignments, losses, recipes, repa, sampling, training, zoo
 from diffrep_lib.models import DiT, DiTConfig, UNet, UNetConfig
-from diffrep_lib.models.auxiliary import Aligned, SelfLabelled, match_grid
+from diffrep_lib.methods.assignments import SelfLabelled
+from diffrep_lib.methods.repa import Aligned, match_grid
 
 
 def planted(n_per: int = 100, seed: int = 0):
@@ -68,16 +69,18 @@ def test_cluster_conditioning_drops_to_the_null_id():
     abar = torch.linspace(0.99, 0.01, 1000)
     x, ids = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
     spy = Spy()
-    training.denoising_terms(spy, x, ids, abar=abar, prediction="eps", p_uncond=1.0, null=10)
+    losses.denoising_terms(spy, x, ids, abar=abar, prediction="eps", p_uncond=1.0, null=10)
     assert (spy.seen[-1] == 10).all()                                   # every condition dropped: the null id
-    training.denoising_terms(spy, x, ids, abar=abar, prediction="eps", p_uncond=0.0, null=10)
+    losses.denoising_terms(spy, x, ids, abar=abar, prediction="eps", p_uncond=0.0, null=10)
     assert torch.equal(spy.seen[-1], ids)
     # online: the ids come from the prototypes, and are dropped to the same null id
     teacher = type("T", (), {"to": lambda self, d: self, "pooled": lambda self, im: im.flatten(1)[:, :16]})()
     model = SelfLabelled(spy, assignments.OnlineClusters(16, 10), teacher)
-    terms = training.online_cluster_terms(model, x, None, abar=abar, prediction="eps", p_uncond=1.0, null=10)
+    online = recipes.get("online_unet_fmnist")
+    terms = assignments.online_cluster_terms(model, x, None, recipe=dataclasses.replace(online, p_uncond=1.0),
+                                             abar=abar, null=10)
     assert (spy.seen[-1] == 10).all() and set(terms) == {"denoise", "cluster"}
-    training.online_cluster_terms(model, x, None, abar=abar, prediction="eps", p_uncond=0.0, null=10)
+    assignments.online_cluster_terms(model, x, None, recipe=dataclasses.replace(online, p_uncond=0.0), abar=abar, null=10)
     assert spy.seen[-1].max() < 10 and len(spy.seen[-1].unique()) > 1
 
 
@@ -130,13 +133,13 @@ def test_online_recipe_builds_its_prototypes_and_loads_without_teacher():
 
 
 def test_proportional_labels_follow_the_counts():
-    y = generation.proportional_labels(100, (50, 30, 20, 0))
+    y = sampling.proportional_labels(100, (50, 30, 20, 0))
     assert torch.bincount(y, minlength=4).tolist() == [50, 30, 20, 0]
     assert torch.bincount(y[:10], minlength=4).tolist() == [5, 3, 2, 0]         # mixed in every prefix
-    assert torch.bincount(generation.proportional_labels(7, (1, 1, 1))).tolist() in ([3, 2, 2], [2, 3, 2], [2, 2, 3])
-    assert (generation.condition_ids("null", 5, 10) == 10).all()
+    assert torch.bincount(sampling.proportional_labels(7, (1, 1, 1))).tolist() in ([3, 2, 2], [2, 3, 2], [2, 2, 3])
+    assert (sampling.condition_ids("null", 5, 10) == 10).all()
     with pytest.raises(ValueError, match="labels must be"):
-        generation.condition_ids("clusters", 5, 10)
+        sampling.condition_ids("clusters", 5, 10)
 
 
 def test_steps_to_reach_interpolates_between_checkpoints():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from diffrep_lib import costs, denoisers, schedules, training
+from diffrep_lib import costs, denoisers, losses, schedules, training
 from diffrep_lib.models import DiT, DiTConfig, UNet, UNetConfig, UViT, UViTConfig
 
 SMALL_DIT = DiTConfig(dim=32, depth=2, heads=2)
@@ -38,7 +38,7 @@ def test_null_label_is_in_the_table_and_the_label_matters_after_training_steps()
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([300.0, 300.0])
     differs = []
     for _ in range(2):
-        loss = training.denoising_terms(net, x0, y, abar=abar, prediction="eps")["denoise"].mean()
+        loss = losses.denoising_terms(net, x0, y, abar=abar, prediction="eps")["denoise"].mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

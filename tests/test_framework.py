@@ -48,7 +48,7 @@ def test_probe_grid_finds_a_planted_cell():
 
 
 def test_untrained_controls_the_start_of_training_and_a_random_nonlinear_network():
-    from diffrep_lib import models, readout, recipes, zoo
+    from diffrep_lib import activations, models, recipes, zoo
     r = recipes.get("unet_fmnist", "quick")
     torch.manual_seed(r.seed)
     start = models.build(r.model)
@@ -64,4 +64,4 @@ def test_untrained_controls_the_start_of_training_and_a_random_nonlinear_network
     with pytest.raises(ValueError, match="zero_layers"):
         zoo.untrained("unet_fmnist", "quick", zero_layers="zeros")
     with pytest.raises(ValueError, match="unknown control"):
-        readout.network("unet_fmnist", "quick", "pretrained")
+        activations.network("unet_fmnist", "quick", "pretrained")

@@ -52,7 +52,9 @@ def test_cfg_interval_guides_only_inside(D):
     x, y = torch.randn(2, 1, 28, 28), torch.tensor([1, 2])
     g = guidance.cfg(D, 4.0, 10, interval=(0.5, 5.0))
     with torch.no_grad():
-        assert torch.allclose(g(x, torch.full((2,), 20.0), y), D(x, torch.full((2,), 20.0), y), atol=1e-6)
+        # outside the interval: the conditional prediction itself; it comes from a doubled batch, whose kernels round
+        # differently from a batch of two (measured: up to 1.6e-6 on outputs of size ~3), hence atol 1e-5
+        assert torch.allclose(g(x, torch.full((2,), 20.0), y), D(x, torch.full((2,), 20.0), y), atol=1e-5)
         assert not torch.allclose(g(x, torch.full((2,), 1.0), y), D(x, torch.full((2,), 1.0), y), atol=1e-4)
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from diffrep_lib import probes
+from diffrep_lib import framework, probes
 
 
 def clusters(n, d=16, classes=4, spread=0.3, seed=0):
@@ -25,7 +25,8 @@ def test_linear_knn_and_few_label_probes_find_planted_classes_and_not_random_one
 
 
 def test_grid_search_returns_the_best_cell_and_the_grid():
-    best, grid = probes.grid_search(lambda t, b: -abs(t - 25) - (b != "up.1"), [0, 10, 25, 100], ["mid", "up.1"])
+    cells = [(t, b) for t in (0, 10, 25, 100) for b in ("mid", "up.1")]
+    best, grid = framework.grid_search(lambda c: -abs(c[0] - 25) - (c[1] != "up.1"), cells)
     assert best == (25, "up.1") and len(grid) == 8
 
 

@@ -89,7 +89,7 @@ def test_sampler_registry_and_nfe():
 
 
 def test_unknown_sampler_is_a_clear_error():
-    from diffrep_lib import generation
+    from diffrep_lib import sampling as generation
 
     with pytest.raises(ValueError, match="unknown sampler"):
         generation.generate(lambda x, s, c=None: x, 2, sampler="rk4", sigmas=torch.tensor([1.0, 0.0]))

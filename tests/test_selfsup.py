@@ -4,29 +4,29 @@ import math
 import pytest
 import torch
 
-from diffrep_lib import encoders, features, selfsup, training
+from diffrep_lib import assignments, encoders, features, losses, simclr, training
 from diffrep_lib.models import Encoder, EncoderConfig
 
 
 def test_views_are_seeded_in_range_and_the_identity_when_nothing_is_random():
     x = torch.rand(6, 1, 28, 28) * 2 - 1
-    a, b = selfsup.augment(x, torch.Generator().manual_seed(1)), selfsup.augment(x, torch.Generator().manual_seed(1))
+    a, b = simclr.augment(x, torch.Generator().manual_seed(1)), simclr.augment(x, torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.shape == x.shape and a.min() >= -1 and a.max() <= 1
-    assert not torch.allclose(a, selfsup.augment(x, torch.Generator().manual_seed(2)))
-    same = selfsup.augment(x, torch.Generator().manual_seed(0), scale=(1, 1), ratio=(1, 1), flip=0, brightness=0, contrast=0)
+    assert not torch.allclose(a, simclr.augment(x, torch.Generator().manual_seed(2)))
+    same = simclr.augment(x, torch.Generator().manual_seed(0), scale=(1, 1), ratio=(1, 1), flip=0, brightness=0, contrast=0)
     assert torch.allclose(same, x, atol=1e-5)
-    flipped = selfsup.augment(x, torch.Generator().manual_seed(0), scale=(1, 1), ratio=(1, 1), flip=1, brightness=0,
+    flipped = simclr.augment(x, torch.Generator().manual_seed(0), scale=(1, 1), ratio=(1, 1), flip=1, brightness=0,
                           contrast=0)
     assert torch.allclose(flipped, x.flip(-1), atol=1e-5)
 
 
 def test_nt_xent_is_small_for_matching_views_and_log_2n_minus_1_for_identical_ones():
     z = torch.eye(8) * 5
-    assert selfsup.nt_xent(z, z.clone(), temperature=0.1).max() < 1e-3      # each view's partner is unmistakable
+    assert simclr.nt_xent(z, z.clone(), temperature=0.1).max() < 1e-3      # each view's partner is unmistakable
     same = torch.ones(8, 4)                                              # every embedding equal: chance
-    assert torch.allclose(selfsup.nt_xent(same, same), torch.full((8,), math.log(15)), atol=1e-5)
+    assert torch.allclose(simclr.nt_xent(same, same), torch.full((8,), math.log(15)), atol=1e-5)
     with pytest.raises(ValueError, match="same shape"):
-        selfsup.nt_xent(torch.ones(8, 4), torch.ones(7, 4))
+        simclr.nt_xent(torch.ones(8, 4), torch.ones(7, 4))
 
 
 def test_sinkhorn_balances_a_planted_example():
@@ -34,14 +34,14 @@ def test_sinkhorn_balances_a_planted_example():
     equally over the 3 prototypes and keeps each sample's ranking where it can."""
     scores = torch.tensor([[0.3, 0.0, 0.0]]).repeat(60, 1) + 0.1 * torch.randn(60, 3, generator=torch.Generator().manual_seed(0))
     assert (scores.argmax(1) == 0).float().mean() > 0.9
-    q = selfsup.sinkhorn_knopp(scores, epsilon=0.05, iters=50)
+    q = assignments.sinkhorn_knopp(scores, epsilon=0.05, iters=50)
     assert torch.allclose(q.sum(1), torch.ones(60), atol=1e-4)
     assert torch.allclose(q.sum(0), torch.full((3,), 20.0), atol=0.5)
     counts = torch.bincount(q.argmax(1), minlength=3)
     assert counts.min() >= 15                                            # hard assignments are balanced too
     groups = torch.arange(60) % 3                                        # planted clusters are recovered
     planted = torch.nn.functional.one_hot(groups, 3).float() + 0.05 * torch.randn(60, 3)
-    assert torch.equal(selfsup.sinkhorn_knopp(planted, iters=10).argmax(1), groups)
+    assert torch.equal(assignments.sinkhorn_knopp(planted, iters=10).argmax(1), groups)
 
 
 def test_the_zoo_encoder_and_a_transformers_vit_share_one_interface():
@@ -93,9 +93,9 @@ def test_cluster_ids_condition_a_unet_whose_dropout_uses_the_null_id():
     seen = {}
     net.label_embed.register_forward_hook(lambda m, args, out: seen.__setitem__("y", args[0].clone()))
     abar = schedules.alphas_cumprod(schedules.betas_linear()).float()
-    training.denoising_terms(net, torch.randn(4, 1, 28, 28), ids, abar=abar, prediction="eps", p_uncond=1.0,
+    losses.denoising_terms(net, torch.randn(4, 1, 28, 28), ids, abar=abar, prediction="eps", p_uncond=1.0,
                              null=net.null_label, generator=torch.Generator().manual_seed(0))
     assert torch.equal(seen["y"], torch.full((4,), k))
-    training.denoising_terms(net, torch.randn(4, 1, 28, 28), ids, abar=abar, prediction="eps", p_uncond=0.0,
+    losses.denoising_terms(net, torch.randn(4, 1, 28, 28), ids, abar=abar, prediction="eps", p_uncond=0.0,
                              null=net.null_label, generator=torch.Generator().manual_seed(0))
     assert torch.equal(seen["y"], ids)

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from diffrep_lib import golden, recipes, training, zoo
+from diffrep_lib import recipes, registry, training, zoo
+from diffrep_lib.zoo import golden
 from diffrep_lib.models import MLPConfig
 
 TINY = recipes.Recipe(name="tiny_toy", model=MLPConfig(hidden=16, depth=2), task="denoise",
@@ -21,8 +22,8 @@ def tiny(monkeypatch):
 
 @pytest.fixture
 def shipped_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
-    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "weights" / "manifest.json")
+    monkeypatch.setattr(zoo.store, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(zoo.store, "MANIFEST", tmp_path / "weights" / "manifest.json")
     return tmp_path / "weights"
 
 
@@ -36,7 +37,7 @@ def test_cache_miss_trains_then_hits(cache, tiny, monkeypatch):
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".safetensors")
     record = json.loads((cache / "zoo" / files[0]).read_text())
     assert record["recipe_hash"] == recipes.recipe_hash(recipes.get("tiny_toy", "full")) and record["steps"] == 40
-    monkeypatch.setattr(zoo, "train", no_training)
+    monkeypatch.setattr(zoo.build, "fit", no_training)
     m2 = zoo.get("tiny_toy", "full")
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
@@ -78,14 +79,14 @@ def test_weights_trained_before_a_failed_evaluation_are_not_trained_again(cache,
     after it) fails, the next call picks the weights up instead of training again."""
     def broken(*a, **k):
         raise RuntimeError("evaluation failed")
-    evaluate = zoo.evaluate
-    monkeypatch.setattr(zoo, "evaluate", broken)
+    evaluate = zoo.build.evaluate
+    monkeypatch.setattr(zoo.build, "evaluate", broken)
     with pytest.raises(RuntimeError, match="evaluation failed"):
-        zoo.train(TINY)
+        zoo.fit(TINY)
     assert zoo.checkpoint_path(TINY).exists()
-    monkeypatch.setattr(zoo, "evaluate", evaluate)
+    monkeypatch.setattr(zoo.build, "evaluate", evaluate)
     monkeypatch.setattr(training, "train", no_training)
-    model, rec = zoo.train(TINY)
+    model, rec = zoo.fit(TINY)
     assert rec["steps"] == 30 and rec["loss_curve"]["step"][-1] == 30 and "test_denoise_loss" in rec["metrics"]
 
 
@@ -94,7 +95,7 @@ def test_ship_and_verify_the_manifest(shipped_dir, tiny, monkeypatch):
     for key in ("recipe_hash", "config", "seed", "steps", "wall_s", "device", "date", "metrics", "sha256", "golden"):
         assert key in record
     assert zoo.verify(["tiny_toy"]) == [] and zoo.stale(["tiny_toy"]) == []
-    monkeypatch.setattr(zoo, "train", no_training)
+    monkeypatch.setattr(zoo.build, "fit", no_training)
     zoo.get("tiny_toy", "quick")                                   # shipped: loads without training
 
     # a changed recipe is reported with what to run
@@ -108,9 +109,9 @@ def test_ship_and_verify_the_manifest(shipped_dir, tiny, monkeypatch):
 
 def test_altered_weights_and_changed_behaviour_are_caught(shipped_dir, tiny):
     zoo.ship("tiny_toy")
-    manifest = json.loads(zoo.MANIFEST.read_text())
+    manifest = json.loads(zoo.store.MANIFEST.read_text())
     manifest["entries"]["tiny_toy"]["golden"][0] += 0.01           # as if today's code computed differently
-    zoo.MANIFEST.write_text(json.dumps(manifest))
+    zoo.store.MANIFEST.write_text(json.dumps(manifest))
     (problem,) = zoo.verify(["tiny_toy"])
     assert "golden output" in problem
     path = shipped_dir / "tiny_toy.safetensors"
@@ -135,11 +136,10 @@ def test_shipped_weights_verify():
 
 def test_record_only_recipes_ship_their_record_but_no_weights(shipped_dir, tiny, monkeypatch):
     monkeypatch.setattr(recipes, "RECORD_ONLY", recipes.RECORD_ONLY | {"tiny_toy"})
-    monkeypatch.setattr(zoo, "RECORD_ONLY", recipes.RECORD_ONLY)
     zoo.ship("tiny_toy")
     assert not (shipped_dir / "tiny_toy.safetensors").exists()
     assert zoo.stale(["tiny_toy"]) == [] and zoo.verify(["tiny_toy"]) == []
-    monkeypatch.setattr(zoo, "train", no_training)
+    monkeypatch.setattr(zoo.build, "fit", no_training)
     rec = zoo.record("tiny_toy", "quick")
     assert rec["steps"] == 30 and rec["loss_curve"]["step"][-1] == 30
 
@@ -147,14 +147,13 @@ def test_record_only_recipes_ship_their_record_but_no_weights(shipped_dir, tiny,
 def test_model_id_changes_when_shipped_weights_change(shipped_dir, tiny):
     zoo.ship("tiny_toy")
     before = zoo.model_id("tiny_toy", "quick")
-    manifest = json.loads(zoo.MANIFEST.read_text())
+    manifest = json.loads(zoo.store.MANIFEST.read_text())
     manifest["entries"]["tiny_toy"]["sha256"] = "0" * 64            # re-shipped from the same recipe
-    zoo.MANIFEST.write_text(json.dumps(manifest))
+    zoo.store.MANIFEST.write_text(json.dumps(manifest))
     assert zoo.model_id("tiny_toy", "quick") != before              # memoised results of the old weights are not reused
 
 
-def test_half_precision_extras_verify_against_their_shipped_weights(shipped_dir, tiny, monkeypatch):
-    monkeypatch.setattr(zoo, "HALF", frozenset({"tiny_toy"}))
+def test_shipped_weights_are_half_precision_and_verify_against_their_golden_output(shipped_dir, tiny, monkeypatch):
     rec = zoo.ship("tiny_toy")
     from safetensors.torch import load_file
     assert {v.dtype for v in load_file(str(shipped_dir / "tiny_toy.safetensors")).values()} == {torch.float16}
@@ -166,7 +165,7 @@ def test_half_precision_extras_verify_against_their_shipped_weights(shipped_dir,
 def test_record_of_an_unshipped_model_trains_once_and_is_cached(cache, tiny, monkeypatch):
     rec = zoo.record("tiny_toy", "full", seed=1)
     assert rec["seed"] == 1 and rec["steps"] == 40
-    monkeypatch.setattr(zoo, "train", no_training)
+    monkeypatch.setattr(zoo.build, "fit", no_training)
     assert zoo.record("tiny_toy", "full", seed=1) == rec
 
 
@@ -187,7 +186,6 @@ def test_checkpoint_curve_is_recorded_and_kept_out_of_the_training_time(cache, t
     """A recipe with curve_every gets its checkpoint evaluations in the record (ch. 12's curves), with their wall
     time apart from the training time."""
     import time
-    from diffrep_lib import checkpoints
 
     def fake_point(r):
         def point(step, model):
@@ -195,9 +193,9 @@ def test_checkpoint_curve_is_recorded_and_kept_out_of_the_training_time(cache, t
             time.sleep(0.3)
             return {"fid": 100.0 / step}
         return point
-    monkeypatch.setattr(checkpoints, "curve_point", fake_point)
+    monkeypatch.setitem(registry.METHODS, "denoise", dataclasses.replace(registry.METHODS["denoise"], curve=fake_point))
     t0 = time.perf_counter()
-    _, rec = zoo.train(dataclasses.replace(TINY, curve_every=10))
+    _, rec = zoo.fit(dataclasses.replace(TINY, curve_every=10))
     elapsed = time.perf_counter() - t0
     assert [p["step"] for p in rec["curve"]] == [10, 20, 30] and rec["curve"][0]["fid"] == 10.0
     # the training time leaves the curve's 0.9 s out, however loaded the machine (0.15 s: both are rounded to 0.1 s)
@@ -237,10 +235,10 @@ SMOKE = sorted(n for n in recipes.CORE if n not in recipes.RECORD_ONLY or recipe
 def test_every_recipe_smoke_trains(name, monkeypatch):
     """A few steps of each recipe on real data: the training path runs and the loss falls."""
     r = dataclasses.replace(recipes.get(name), steps=60, warmup=0)       # the recipe's own batch size
-    x, y, sample_batch = zoo._training_data(r)
+    x, y, sample_batch = zoo.training_data(r)
     if x is not None:
         x, y = x[:512], (y[:512] if y is not None else None)
-    _, hist = training.train(r, zoo.build_model(r, teacher=True), x, y, device="cpu", log_every=20,
+    _, hist = training.train(r, zoo.build_model(r, for_training=True), x, y, device="cpu", log_every=20,
                              sample_batch=sample_batch)
     # mean of steps 41-60 below the mean of steps 1-20 (for the v-prediction toy only by ~1%: its loss floor,
     # about 1.55, lies close to where an untrained network starts)
@@ -301,11 +299,11 @@ def test_make_zoo_leaves_the_extras_to_make_zoo_extras(monkeypatch):
 
 def test_manifest_lock_excludes_a_second_holder():
     fcntl = pytest.importorskip("fcntl")
-    with zoo._manifest_lock():
-        with open(zoo.MANIFEST.parent / ".manifest.lock", "w") as f:
+    with zoo.store._manifest_lock():
+        with open(zoo.store.MANIFEST.parent / ".manifest.lock", "w") as f:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    with open(zoo.MANIFEST.parent / ".manifest.lock", "w") as f:    # released afterwards
+    with open(zoo.store.MANIFEST.parent / ".manifest.lock", "w") as f:    # released afterwards
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         fcntl.flock(f, fcntl.LOCK_UN)
 

@@ -1,10 +1,12 @@
 """Fashion-MNIST (Xiao et al. 2017) as a `datasets.Dataset`, from wherever it can be found offline first.
 
-Resolution order (DESIGN.md §4):
+Resolution order (docs/ARCHITECTURE.md, "Data"):
+
   1. the folder named by the environment variable DIFFREP_DATA, holding the four IDX files
      (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, `t10k-...`);
   2. the Debian/Ubuntu package `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist/);
   3. the Hugging Face Hub through `datasets.load_dataset` at a pinned revision (Colab).
+
 Rows hold `image` (28x28 uint8) and `label` (0..9); `to_tensors` gives x in [-1, 1], (N, 1, 28, 28).
 """
 from __future__ import annotations

@@ -3,11 +3,13 @@ correspondence, depth order).
 
 Each 32x32 scene has a background colour and 1-3 shapes (disc, square, triangle, cross) of random colour, size
 and position, painted back to front so later shapes occlude earlier ones. Every scene ships:
+
 - `masks` (N, H, W): the class of the visible surface at each pixel (0 = background, 1..4 = CLASSES[1:]);
 - `depth` (N, H, W): the painting order of the visible surface (0 = background, 1 = farthest shape, ...);
 - `keypoints` (N, S, 4, 2) in pixel (x, y), `kp_visible` (N, S, 4) and `shape_class` (N, S) (-1: no shape):
   four points per shape that correspond across every instance of its class (a square's corners, a triangle's
   vertices and centroid, a cross's arm tips, a disc's top/right/bottom/left), visible unless occluded.
+
 Generated in well under a second for thousands of scenes.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """Denoising backbones, the evaluation classifier and the self-supervised encoder, by name (survey §2.2)."""
+from . import architecture
 from .classifier import Classifier, ClassifierConfig
 from .dit import DiT, DiTConfig
 from .encoder import Encoder, EncoderConfig

@@ -1,5 +1,5 @@
 """The evaluation classifier: a small CNN on clean 28x28 images whose penultimate 128-d layer is the
-feature space of FID-FM (DESIGN.md §6; ch. 1). Never used for guidance (ch. 3 trains a noise-aware one).
+feature space of FID-FM (ch. 1). Never used for guidance (ch. 3 trains a noise-aware one).
 Module names: `features` (N, 1, 28, 28) -> (N, feat_dim), `head` -> (N, num_classes) logits.
 """
 from __future__ import annotations

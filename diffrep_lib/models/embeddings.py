@@ -46,9 +46,3 @@ class LabelEmbedder(nn.Module):
 def with_null(y: torch.Tensor | None, like: torch.Tensor, null: int) -> torch.Tensor:
     """The labels y, or the null label for every sample (shaped like `like`) when y is None."""
     return torch.full_like(like, null, dtype=torch.long) if y is None else y
-
-
-def drop_labels(y: torch.Tensor, p: float, null: int, generator=None) -> torch.Tensor:
-    """Replace each label by the null label with probability p (Ho & Salimans 2022)."""
-    drop = torch.rand(y.shape, generator=generator, device=y.device) < p
-    return torch.where(drop, torch.full_like(y, null), y)

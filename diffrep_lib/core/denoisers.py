@@ -1,0 +1,88 @@
+"""The one denoiser contract of the library, and adapters to it (ch. 1).
+
+A denoiser is any callable  D(x, sigma, cond) -> x0_hat  where x = x0 + sigma * n is in the
+variance-exploding (VE) scaling of Karras et al. 2022 and sigma has shape (N,). Samplers only ever see
+this contract; how a network is parameterised (eps, x0, v) or scaled (VP) is the adapter's business.
+The score follows from it: grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2 (survey §2.1).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import parameterisation, schedules
+from .forward_process import per_sample
+
+Tensor = torch.Tensor
+Denoiser = Callable[..., Tensor]
+
+
+class VPDenoiser(nn.Module):
+    """Wraps a discrete-time VP network net(x_t, t, cond) that predicts eps, x0 or v.
+
+    x_VE is rescaled to x_t = alpha x_VE, and sigma is turned into a fractional timestep by
+    interpolating the training schedule, so on the schedule's own grid the network sees integer t.
+    """
+
+    def __init__(self, net: nn.Module, abar: Tensor, prediction: str = "eps"):
+        super().__init__()
+        if prediction not in parameterisation.KINDS:
+            raise ValueError(f"unknown prediction {prediction!r}; choose one of {parameterisation.KINDS}")
+        self.net, self.prediction = net, prediction
+        self.register_buffer("sigmas", schedules.sigma_from_abar(abar.double()), persistent=False)
+
+    @property
+    def sigma_min(self) -> float:
+        return self.sigmas[0].item()
+
+    @property
+    def sigma_max(self) -> float:
+        return self.sigmas[-1].item()
+
+    def forward(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        sigma = torch.as_tensor(sigma, device=x.device).expand(x.shape[0])
+        alpha, s = (per_sample(c, x) for c in schedules.vp_coefficients(sigma.double()))
+        x_t = alpha * x
+        t = schedules.sigma_to_t(sigma.double(), self.sigmas).to(x.dtype)
+        out = self.net(x_t, t, cond) if cond is not None else self.net(x_t, t)
+        return parameterisation.to_x0(out, self.prediction, x_t, alpha, s)
+
+
+def clip_x0(denoiser: Denoiser, lo: float = -1.0, hi: float = 1.0) -> Denoiser:
+    """x0_hat clipped to the data range. Samplers derive eps_hat from the clipped x0_hat, so the two stay
+    consistent (diffusers' `use_clipped_model_output=True`); see ch. 3 for what goes wrong otherwise."""
+
+    def clipped(x, sigma, cond=None):
+        return denoiser(x, sigma, cond).clamp(lo, hi)
+
+    return clipped
+
+
+def score(denoiser: Denoiser, x: Tensor, sigma: Tensor, cond=None) -> Tensor:
+    """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 (Tweedie; survey §2.1)."""
+    return (denoiser(x, sigma, cond) - x) / per_sample(torch.as_tensor(sigma, device=x.device).expand(x.shape[0]), x) ** 2
+
+
+def gaussian_mixture_denoiser(means: Tensor, covs: Tensor, weights: Tensor) -> Denoiser:
+    """The exact (Bayes-optimal) denoiser E[x0 | x] for x0 ~ sum_k w_k N(mu_k, Sigma_k), x = x0 + sigma n.
+
+    Each component is a Gaussian for which E[x0 | x, k] = mu_k + Sigma_k (Sigma_k + sigma^2 I)^{-1} (x - mu_k);
+    the components are weighted by their posterior responsibility p(k | x) under N(mu_k, Sigma_k + sigma^2 I).
+    With Sigma_k = U_k diag(lam_k) U_k^T, (Sigma_k + sigma^2 I)^{-1} = U_k diag(1 / (lam_k + sigma^2)) U_k^T,
+    so no linear system is solved per point. Shapes: means (K, d), covs (K, d, d), weights (K,); x (N, d).
+    """
+    means, logw = means.double(), weights.double().log()
+    lam, U = torch.linalg.eigh(covs.double())                                  # (K, d), (K, d, d)
+
+    def denoise(x: Tensor, sigma: Tensor, cond=None) -> Tensor:
+        sigma = torch.as_tensor(sigma, dtype=torch.float64).expand(x.shape[0])
+        z = torch.einsum("kdj,nkd->nkj", U, x.double()[:, None, :] - means[None])   # (N, K, d) in eigenbasis
+        var = lam[None] + sigma[:, None, None] ** 2                                 # (N, K, d)
+        logp = -0.5 * ((z**2 / var).sum(-1) + var.log().sum(-1)) + logw            # (N, K)
+        resp = torch.softmax(logp, dim=1)
+        shrunk = torch.einsum("kdj,nkj->nkd", U, lam[None] * z / var)               # Sigma (Sigma + s^2)^-1 (x - mu)
+        return (resp[..., None] * (means[None] + shrunk)).sum(1).to(x.dtype)
+
+    return denoise

@@ -1,0 +1,78 @@
+"""Drawing sample sets with any denoiser (ch. 1 and later): the noise-level grid, seeded initial noise, batching,
+and the condition ids of a set. Chapters use the memoised `experiments.generation.sample_set`, which calls these.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import samplers, schedules
+
+Tensor = torch.Tensor
+
+
+def sigma_grid(denoiser, steps: int, kind: str = "karras") -> Tensor:
+    """`steps` decreasing noise levels inside the model's range, then 0.
+
+    'karras' (Karras et al. 2022, rho = 7) spends the steps where they matter for every sampler here;
+    'trailing' takes the network's own timesteps (diffusers' trailing spacing).
+    """
+    if kind == "karras":
+        return schedules.sigmas_karras(steps, denoiser.sigma_min, denoiser.sigma_max)
+    if kind == "trailing":
+        ts = schedules.timesteps(len(denoiser.sigmas), steps, "trailing")
+        return torch.cat([denoiser.sigmas[ts].cpu(), torch.zeros(1, dtype=torch.float64)])
+    raise ValueError(f"unknown grid {kind!r}; choose 'karras' or 'trailing'")
+
+
+def generate(denoiser, n: int, *, sampler: str, sigmas: Tensor, cond: Tensor | None = None, seed: int = 0,
+             batch: int = 500, bf16: bool = False, shape=(1, 28, 28), device: str = "cpu") -> Tensor:
+    """n samples ``(n, *shape)`` in [-1, 1]: initial noise from one seeded generator (so sample i does not
+    depend on the batch size for deterministic samplers), then `sampler` over the noise levels `sigmas`."""
+    if sampler not in samplers.SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(samplers.SAMPLERS)}")
+    sample = samplers.SAMPLERS[sampler]
+    g = torch.Generator().manual_seed(seed)
+    x_T = sigmas[0] * torch.randn((n, *shape), generator=g, dtype=torch.float64)
+    out = []
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+        for i in range(0, n, batch):
+            gb = torch.Generator(device=device).manual_seed(seed * 100_003 + i)
+            c = cond[i:i + batch].to(device) if cond is not None else None
+            xb = x_T[i:i + batch].float().to(device)
+            out.append(sample(denoiser, xb, sigmas, cond=c, generator=gb).float().cpu())
+    return torch.cat(out).clamp(-1, 1)
+
+
+def balanced_labels(n: int, num_classes: int = 10) -> Tensor:
+    """0, 1, ..., 9, 0, 1, ...: n labels with every class equally often (up to one)."""
+    return torch.arange(n) % num_classes
+
+
+def proportional_labels(n: int, counts: tuple) -> Tensor:
+    """n condition ids in proportion to `counts` (how often each id occurs in the training data; largest
+    remainders round), interleaved so that every batch prefix has roughly the same mix. Self-labelled models are
+    sampled this way: cluster sizes are unequal, and uniform ids would change the distribution being matched."""
+    c = torch.tensor(counts, dtype=torch.float64)
+    if c.dim() != 1 or (c < 0).any() or c.sum() == 0:
+        raise ValueError(f"counts must be non-negative with a positive sum, got {counts}")
+    share = n * c / c.sum()
+    take = share.floor().long()
+    take[torch.argsort(share - take, descending=True)[: n - int(take.sum())]] += 1
+    ids = torch.repeat_interleave(torch.arange(len(c)), take)
+    order = torch.argsort((torch.cat([torch.arange(k) for k in take.tolist()]).double() + 0.5) /
+                          torch.repeat_interleave(take, take).double(), stable=True)
+    return ids[order]
+
+
+def condition_ids(labels, n: int, null: int | None) -> Tensor:
+    """The conditions of a sample set: 'balanced' (every class equally often), 'null' (the null id: the
+    unconditional model, no guidance) or a tuple of id counts (proportional_labels)."""
+    if labels == "balanced":
+        return balanced_labels(n)
+    if labels == "null":
+        if null is None:
+            raise ValueError("labels='null' needs a conditional model with a null id")
+        return torch.full((n,), null)
+    if isinstance(labels, tuple):
+        return proportional_labels(n, labels)
+    raise ValueError(f"labels must be 'balanced', 'null' or a tuple of counts, got {labels!r}")

@@ -1,0 +1,10 @@
+"""Experiments: each chapter's measurements as functions of names (zoo model, profile, seed), memoised on disk so
+that a chapter's second execution costs seconds. They may import every layer below; nothing imports them but
+the book (notebooks, scripts) and `plotting`.
+
+- `generation`: sample sets of zoo models, plain or guided (chs. 1-3, 9);
+- `costs`: FLOPs and training throughput (ch. 2, make bench);
+- `activations`: DDAE grids, DDPM-Seg, DIFT, Hyperfeatures with their controls (ch. 4);
+- `alignment`: REPA's curves, speed-up and hidden-state probes (ch. 12).
+"""
+from . import activations, alignment, costs, generation

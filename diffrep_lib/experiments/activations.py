@@ -1,0 +1,228 @@
+"""Reading representations out of zoo models: the experiments of chapter 4, by name and memoised (survey §3.1).
+
+Each function takes names (zoo model, profile, control, seed), not tensors, so that its result can be memoised on
+disk and the chapter's second execution (nbval) costs seconds. `control` is what the features come from:
+
+- "trained": the zoo model's weights;
+- "random":  the same architecture with random weights (`zoo.load(..., init="random")`, every layer random);
+- "pixels":  no network at all, the image itself (where it applies).
+
+    grid = ddae_grid("unet_fmnist", "quick", "trained", ts=(0, 10, 50), layers=["up.0", "up.1"], sizes=(2000, 1000))
+    seg = segmentation("quick", "trained", ts=(10, 50, 150), labels=(5, 20, 100), n_eval=300)
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import zoo
+from ..data import fashion_mnist, toy_scenes
+from ..readout import framework as fw
+from ..readout import probes
+from ..support import memo
+
+CONTROLS = ("trained", "random", "pixels")
+SCENE_MODEL = "unet_toyscenes"
+SEG_LAYERS = ("up.0", "up.1", "up.2")           # DDPM-Seg reads the decoder
+DIFT_LAYERS = ("down.1", "mid.2", "up.0", "up.1", "up.2")   # correspondence: encoder, bottleneck and decoder
+PCK_ALPHA = 0.1                                 # PCK@0.1: within 10% of the image size
+MIX_LR = 3e-2                                   # Adam step of the hyperfeature mixing logits
+BF16 = True                                     # networks in bfloat16 autocast: ~2x faster on a CPU, features fp32
+
+
+def network(model: str, profile: str, control: str):
+    """The network whose activations are read: the trained zoo model or its random-weight control."""
+    if control not in zoo.INITS:
+        raise ValueError(f"unknown control {control!r} for a network; choose one of {zoo.INITS}")
+    return zoo.load(model, profile, init=control)
+
+
+def _deps(model: str, profile: str, control: str) -> tuple:
+    if control not in CONTROLS:
+        raise ValueError(f"unknown control {control!r}; choose one of {CONTROLS}")
+    return (control,) if control == "pixels" else (zoo.model_id(model, profile, init=control),)
+
+
+def _extras(net) -> int:
+    return getattr(net, "extras", 0)
+
+
+# ------------------------------------------------------------------------------------------------ DDAE
+
+def probe_split(sizes: tuple, seed: int):
+    """The probes' images: a seeded subset of sizes[0] training images and the first sizes[1] test images,
+    as (x, y, x_test, y_test)."""
+    x, y = fashion_mnist.tensors("train")
+    xt, yt = fashion_mnist.tensors("test")
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:sizes[0]]
+    return x[idx], y[idx], xt[:sizes[1]], yt[:sizes[1]]
+
+
+def _ddae_grid(model, profile, control, ts, layers, sizes, seed):
+    x, y, xt, yt = probe_split(sizes, seed)
+    if control == "pixels":
+        tr, te = {"pixels": x.flatten(1)}, {"pixels": xt.flatten(1)}
+    else:
+        net = network(model, profile, control)
+        vecs = fw.feature_vectors(net, torch.cat([x, xt]), ts, layers, extras=_extras(net), seed=seed, bf16=BF16)
+        tr, te = {k: v[:len(x)] for k, v in vecs.items()}, {k: v[len(x):] for k, v in vecs.items()}
+    best, linear = fw.probe_grid(tr, y, te, yt, "linear")
+    _, knn = fw.probe_grid(tr, y, te, yt, "knn")
+    few, few_std = probes.few_label_probe(tr[best], y, te[best], yt)
+    table = (lambda g: torch.tensor([[g["pixels"]]])) if control == "pixels" else \
+        (lambda g: fw.as_table(g, ts, layers))
+    return {"linear": table(linear), "knn": table(knn), "best": best, "best_linear": linear[best],
+            "knn_at_best": knn[best], "best_knn": max(knn.values()), "few_label": few, "few_label_std": few_std}
+
+
+def ddae_grid(model: str, profile: str, control: str, *, ts, layers, sizes: tuple, seed: int = 0) -> dict:
+    """DDAE's probe grid (Eq. 16 over t x blocks) on Fashion-MNIST: linear and k-NN accuracy of 2x2-pooled
+    features for every (t, layer) ('linear', 'knn': (len(ts), len(layers)) tensors), the best cell by the linear
+    probe, and the k-NN and few-label (10 per class) accuracies there. sizes = (training, test) images; the
+    training subset and the noise come from `seed`. control 'pixels' probes the raw images (a 1x1 table)."""
+    return memo.cached(_ddae_grid, model, profile, control, tuple(ts), tuple(layers), tuple(sizes), seed,
+                       deps=_deps(model, profile, control))
+
+
+# -------------------------------------------------------------------------------------------- DDPM-Seg
+
+def _scene_sets(seed: int, labelled: int, n_eval: int):
+    train = toy_scenes.split("train")
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    return train[idx[:labelled]], train[idx[labelled:labelled + 200]], toy_scenes.split("test")[:n_eval]
+
+
+def _segmentation(profile, control, ts, labels, n_eval, seed, models, steps, batch):
+    lab, val, ev = _scene_sets(seed, max(labels), n_eval)
+    classes = len(toy_scenes.CLASSES)
+
+    def fit_and_predict(f_train, masks, f_test):          # channels standardised on the labelled pixels
+        mean, std = f_train.mean((0, 2, 3), keepdim=True), f_train.std((0, 2, 3), keepdim=True).clamp(min=1e-6)
+        heads = probes.train_pixel_ensemble((f_train - mean) / std, masks, classes, models=models, steps=steps,
+                                            batch=batch, seed=seed)
+        return probes.predict_pixels(heads, (f_test - mean) / std)
+
+    if control == "pixels":
+        feats, by_t, t_best = (lambda s: s.images), {}, -1
+    else:
+        net = network(SCENE_MODEL, profile, control)
+        dense = lambda s, t: fw.dense_features(net, s.images, t, SEG_LAYERS, size=s.images.shape[-1], seed=seed,
+                                               bf16=BF16)
+        budget = sorted(labels)[len(labels) // 2]           # choose t at the middle label budget (Eq. 16 over t)
+        by_t = {}
+        for t in ts:
+            pred = fit_and_predict(dense(lab[:budget], t), lab.masks[:budget], dense(val, t))
+            by_t[t] = probes.miou(pred, val.masks, classes)
+        t_best = max(by_t, key=by_t.get)
+        feats = lambda s: dense(s, t_best)
+    f_lab, f_ev = feats(lab), feats(ev)
+    out = {"t": t_best, "val_by_t": torch.tensor([by_t.get(t, float("nan")) for t in ts])}
+    mious = []
+    for n in labels:
+        pred = fit_and_predict(f_lab[:n], lab.masks[:n], f_ev)
+        mious.append(probes.miou(pred, ev.masks, classes))
+        if n == max(labels):
+            out["pred"] = pred[:8].to(torch.uint8)
+    out["miou"] = torch.tensor(mious)
+    return out
+
+
+def segmentation(profile: str, control: str, *, ts, labels, n_eval: int, seed: int = 0, models: int = 3,
+                 steps: int = 200, batch: int = 512) -> dict:
+    """DDPM-Seg on toy scenes: pixel-MLP ensembles on the decoder's upsampled activations, trained from the first
+    n labelled scenes for each n in `labels`. t is chosen on 200 validation scenes (mIoU at the middle label
+    budget); returns {'t', 'val_by_t', 'miou' (per budget, on the first n_eval test scenes), 'pred' (masks of the
+    first 8 test scenes at the largest budget)}. control 'pixels' classifies each pixel from its colour."""
+    return memo.cached(_segmentation, profile, control, tuple(ts), tuple(labels), n_eval, seed, models, steps,
+                       batch, deps=_deps(SCENE_MODEL, profile, control))
+
+
+# ------------------------------------------------------------------------------------------------ DIFT
+
+def _pair_sets(seed: int, n_pairs: int, pool: int = 200):
+    """Scenes and pairs: a training pool (for learned heads) from the train split, an evaluation pool from test."""
+    train = toy_scenes.split("train")
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 10_000))[:pool]
+    fit_pool, eval_pool = train[idx], toy_scenes.split("test")[-pool:]
+    return (fit_pool, toy_scenes.pairs(fit_pool, n_pairs, seed)), (eval_pool, toy_scenes.pairs(eval_pool, n_pairs, seed))
+
+
+def _correspondence(profile, control, ts, layers, ensemble, n_pairs, seed):
+    _, (pool, pairs) = _pair_sets(seed, n_pairs)
+    size, thr = pool.images.shape[-1], PCK_ALPHA * pool.images.shape[-1]
+    if control == "pixels":
+        pck, matches = probes.keypoint_pck(pool.images, pool.keypoints, pool.kp_visible, pairs, size, thr)
+        return {"pck": torch.tensor([[pck]]), "best": "pixels", "pairs": pairs, "pred": matches[0][0]}
+    maps = fw.feature_maps(network(SCENE_MODEL, profile, control), pool.images, ts, layers, ensemble=ensemble,
+                           seed=seed, bf16=BF16)
+    grid, preds = {}, {}
+    for (t, layer), m in maps.items():
+        grid[fw.cell(t, layer)], matches = probes.keypoint_pck(m, pool.keypoints, pool.kp_visible, pairs, size, thr)
+        preds[fw.cell(t, layer)] = matches[0][0]
+    best = max(grid, key=grid.get)
+    return {"pck": fw.as_table(grid, ts, layers), "best": best, "pairs": pairs, "pred": preds[best]}
+
+
+def correspondence(profile: str, control: str, *, ts, layers, ensemble: int, n_pairs: int, seed: int = 0) -> dict:
+    """DIFT on toy scenes: nearest-neighbour matching of every keypoint visible in both scenes of up to n_pairs
+    test pairs (same shape class, unique in each scene), one (t, layer) at a time. Returns {'pck':
+    (len(ts), len(layers)) PCK@0.1, 'best' cell, 'pairs', 'pred' (the best cell's matches for the first pair)}."""
+    return memo.cached(_correspondence, profile, control, tuple(ts), tuple(layers), ensemble, n_pairs, seed,
+                       deps=_deps(SCENE_MODEL, profile, control))
+
+
+# ------------------------------------------------------------------------------------- Hyperfeatures
+
+def _fit_head(head, maps, scenes, pairs, steps, seed, size):
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    # the mixing logits get a larger step than the bottlenecks: with a few hundred steps at 1e-3 they barely move
+    mixing = [head.logits]
+    rest = [p for p in head.parameters() if p is not head.logits]
+    opt = torch.optim.Adam([{"params": rest, "lr": 1e-3}, {"params": mixing, "lr": MIX_LR}])
+    for _ in range(steps):
+        batch = pairs[torch.randint(0, len(pairs), (8,), generator=g)]
+        imgs = torch.cat([batch[:, 0], batch[:, 2]])
+        f = head({k: v[imgs] for k, v in maps.items()})
+        loss = 0
+        for b, (i, si, j, sj) in enumerate(batch.tolist()):
+            both = scenes.kp_visible[i, si] & scenes.kp_visible[j, sj]
+            loss = loss + probes.correspondence_loss(f[b], f[len(batch) + b], scenes.keypoints[i, si][both],
+                                                     scenes.keypoints[j, sj][both], size)
+        opt.zero_grad()
+        (loss / len(batch)).backward()
+        opt.step()
+    return head.eval()
+
+
+def _hyperfeatures(profile, ts, layers, ensemble, n_pairs, steps, seed):
+    (fit_pool, fit_pairs), (pool, pairs) = _pair_sets(seed, n_pairs)
+    size, thr = pool.images.shape[-1], PCK_ALPHA * pool.images.shape[-1]
+    net = network(SCENE_MODEL, profile, "trained")
+    fit_maps, eval_maps = (fw.feature_maps(net, s.images, ts, layers, ensemble=ensemble, seed=seed, bf16=BF16)
+                           for s in (fit_pool, pool))
+    channels = {l: fit_maps[(ts[0], l)].shape[1] for l in layers}
+    score = lambda m, s, p: probes.keypoint_pck(m, s.keypoints, s.kp_visible, p, size, thr)[0]
+    # the best single (t, layer) of raw features, chosen on the fitting pairs (Eq. 16), scored on the test pairs
+    raw_fit = {k: score(m, fit_pool, fit_pairs) for k, m in fit_maps.items()}
+    t1, l1 = max(raw_fit, key=raw_fit.get)
+    points = sum(int((pool.kp_visible[i, si] & pool.kp_visible[j, sj]).sum()) for i, si, j, sj in pairs.tolist())
+    out = {"t_single": t1, "layer_single": l1, "raw_single": score(eval_maps[(t1, l1)], pool, pairs), "points": points}
+    heads = {"mixture": (channels, ts), "single": ({l1: channels[l1]}, [t1])}
+    for name, (chans, steps_t) in heads.items():
+        torch.manual_seed(seed)                             # the same initial bottleneck weights for both heads
+        head = heads[name] = probes.Hyperfeatures(chans, steps_t, size=size // 2)
+        _fit_head(head, fit_maps, fit_pool, fit_pairs, steps, seed, size)
+        with torch.no_grad():
+            out[name] = score(head(eval_maps), pool, pairs)
+    out["weights"] = heads["mixture"].weights().detach()
+    return out
+
+
+def hyperfeatures(profile: str, *, ts, layers, ensemble: int, n_pairs: int, steps: int, seed: int = 0) -> dict:
+    """Diffusion Hyperfeatures on toy scenes: a learned mixture over every (t, layer) against the best single
+    (t, layer), both with the same trained bottleneck head and the same correspondence loss on training pairs;
+    PCK@0.1 on the test pairs of `correspondence`. Returns {'mixture', 'single', 'raw_single' (the single cell's
+    raw features, no head), 't_single', 'layer_single', 'weights' (len(ts), len(layers)), 'points' (keypoints
+    scored)}."""
+    return memo.cached(_hyperfeatures, profile, tuple(ts), tuple(layers), ensemble, n_pairs, steps, seed,
+                       deps=_deps(SCENE_MODEL, profile, "trained"))

@@ -1,0 +1,103 @@
+"""Sample sets of zoo models, memoised (ch. 1 and later): plain, classifier-free guided or classifier guided.
+
+`sample_set` is the entry point used by chapters: the result depends only on its arguments and the model's
+identity, so nbval's second execution reads it from disk. The sampling itself is `core.sampling`.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from .. import zoo
+from ..core import denoisers, diffusers_bridge, guidance, samplers
+from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
+from ..support import memo
+from ..support.profile import device_for
+
+Tensor = torch.Tensor
+
+
+@functools.lru_cache(maxsize=8)
+def zoo_denoiser(name: str, profile: str, seed: int = 0):
+    """The zoo denoiser, loaded once per process."""
+    return zoo.denoiser(name, profile, seed)
+
+
+def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0):
+    """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg' or 'classifier');
+    classifier guidance uses the zoo's noise-aware classifier and the model's null label (unconditional)."""
+    device = device_for(profile)
+    D = zoo_denoiser(model, profile, model_seed).to(device)
+    null = D.net.null_label
+    if guide is None:
+        G = D
+    elif guide == "cfg":
+        G = guidance.cfg(D, scale, null)
+    elif guide == "classifier":
+        clf = zoo_classifier("noisy_classifier_fmnist", profile).to(device)
+        G = guidance.classifier_guidance(D, clf, scale, D.sigmas, null=null)
+    else:
+        raise ValueError(f"unknown guidance {guide!r}; choose None, 'cfg' or 'classifier'")
+    return denoisers.clip_x0(G), D
+
+
+@functools.lru_cache(maxsize=4)
+def zoo_classifier(name: str, profile: str):
+    return zoo.get(name, profile).eval().requires_grad_(False)
+
+
+def _sample_set(model: str, profile: str, model_seed: int, sampler: str, nfe: int, n: int, seed: int,
+                grid: str, bf16: bool, guide: str | None = None, scale: float = 1.0, labels="balanced") -> dict:
+    device = device_for(profile)
+    G, D = guided_denoiser(model, profile, model_seed, guide, scale)
+    y = condition_ids(labels, n, D.net.null_label)
+    sigmas = sigma_grid(D, samplers.steps_for_nfe(sampler, nfe), grid)
+    x = generate(G, n, sampler=sampler, sigmas=sigmas, cond=y, seed=seed, bf16=bf16,
+                 batch=2500 if device == "cuda" else 500, device=device)
+    return {"x": x, "y": y}
+
+
+def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed: int = 0,
+               model_seed: int = 0, grid: str = "karras", bf16: bool = True, guide: str | None = None,
+               scale: float = 1.0, labels="balanced") -> dict:
+    """Conditional samples {'x': (n, 1, 28, 28), 'y': (n,)} from a zoo model, x0 clipped to [-1, 1], optionally
+    guided ('cfg' or 'classifier' at `scale`); memoised on disk. `labels`: 'balanced' classes, 'null' (the
+    unconditional model) or a tuple of counts per id (cluster sizes, for self-labelled models)."""
+    if guide == "cfg" and scale == 1.0:      # CFG at scale 1 is the conditional model: one memo entry for both
+        guide = None
+    deps = (zoo.model_id(model, profile, model_seed),)
+    if guide == "classifier":
+        deps += (zoo.model_id("noisy_classifier_fmnist", profile),)
+    extra = {} if labels == "balanced" else {"labels": labels}     # keeps the memo keys of earlier chapters
+    return memo.cached(_sample_set, model, profile, model_seed, sampler, nfe, n, seed, grid, bf16, guide,
+                       float(scale), deps=deps, **extra)
+
+
+def _ddim_clipping(model: str, profile: str, scale: float, n: int, seed: int, steps: int) -> dict:
+    from diffusers import DDIMScheduler
+
+    D = zoo_denoiser(model, profile).cpu()
+    guided = guidance.cfg(D, scale, D.net.null_label)
+    amp = torch.autocast("cpu", dtype=torch.bfloat16)            # the network in bf16, the samplers in fp32
+    y = balanced_labels(n)
+    x_T = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+    out = {"y": y}
+    bf16 = lambda f: (lambda x, sigma, cond=None: f(x, sigma, cond).float())
+    with amp:
+        for name, kwargs in [("eps kept", {}), ("eps recomputed", {"use_clipped_model_output": True})]:
+            sch = DDIMScheduler(num_train_timesteps=len(D.sigmas), clip_sample=True, timestep_spacing="trailing")
+            out[f"diffusers, {name}"] = diffusers_bridge.sample(bf16(guided), sch, x_T, steps, cond=y,
+                                                                step_kwargs=kwargs).clamp(-1, 1)
+        sig = sigma_grid(D, steps, "trailing")
+        x_ve = x_T * (1 + sig[0] ** 2).sqrt().float()           # the same VP noise, in the VE scaling
+        out["library"] = samplers.sample_ddim(denoisers.clip_x0(bf16(guided)), x_ve, sig, cond=y).clamp(-1, 1)
+    return out
+
+
+def ddim_clipping_comparison(model: str, profile: str, *, scale: float, n: int, seed: int = 0, steps: int = 20) -> dict:
+    """CFG-guided DDIM with clipped x0_hat, three ways (ch. 3): diffusers keeping the unclipped eps_hat
+    (its default), diffusers recomputing eps_hat from the clipped x0_hat, and the library's sample_ddim.
+    Same initial noise for all; memoised."""
+    return memo.cached(_ddim_clipping, model, profile, float(scale), n, seed, steps,
+                       deps=(zoo.model_id(model, profile),))

@@ -1,0 +1,141 @@
+"""The zoo's loading API: train once, share everywhere.
+
+    dr.zoo.get("unet_fmnist", profile)                 -> the trained network (EMA weights, eval mode, CPU)
+    dr.zoo.load("unet_fmnist", profile, init="random") -> the same architecture with random weights (the control)
+    dr.zoo.denoiser("unet_fmnist", profile)            -> the trained network behind the denoiser contract
+
+`quick`, seed 0 comes from the shipped weights; anything else is trained on first use into the cache (a corrupt
+cached file is reported and retrained).
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import torch
+
+from ..core import denoisers
+from ..support.profile import resolve
+from . import build, recipes
+from .build import build_model, load_into
+from .recipes import Recipe, abar, get as recipe, recipe_hash
+from .store import ZooError, atomic_save, atomic_write_text, cached_path, read_manifest, retrain_command, sha256, \
+    shipped_path
+
+INITS = ("trained", "random")      # the one spelling of the random-weight control: init="random"
+
+
+def _use_shipped(name: str, profile: str, seed: int) -> bool:
+    return profile == "quick" and seed == 0 and os.environ.get("DIFFREP_RETRAIN") != "1"
+
+
+def shipped_entry(r: Recipe) -> dict:
+    """The manifest entry of a shipped recipe, checked against today's recipe."""
+    entry = read_manifest()["entries"].get(r.name)
+    if entry is None:
+        raise ZooError(f"no shipped record for {r.name!r}: run `{retrain_command(r.name)}`")
+    if entry["recipe_hash"] != recipe_hash(r):
+        raise ZooError(f"recipe {r.name} changed since it was trained: run `{retrain_command(r.name)}`")
+    return entry
+
+
+def shipped(r: Recipe):
+    """The shipped model of recipe r, after checking its recipe hash and its file's sha256."""
+    entry = shipped_entry(r)
+    path = shipped_path(r.name)
+    if not path.exists():
+        raise ZooError(f"no shipped weights for {r.name!r}: run `{retrain_command(r.name)}`")
+    if sha256(path) != entry["sha256"]:
+        raise ZooError(f"{path.name} does not match its manifest sha256 (altered or corrupt): "
+                       f"run `{retrain_command(r.name)}`")
+    return load_into(r, path)
+
+
+def _from_cache(r: Recipe, profile: str, device: str | None):
+    path = cached_path(r, profile)
+    if path.exists():
+        try:
+            return load_into(r, path)
+        except Exception as err:  # truncated or foreign file: say so, then retrain over it
+            warnings.warn(f"cached weights {path} are unreadable ({type(err).__name__}: {err}); retraining")
+    model, rec = build.fit(r, device=device)
+    atomic_save(model.state_dict(), path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(rec, indent=1))
+    return model
+
+
+def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
+    """The trained model `name` for a profile and training seed (eval mode, on the CPU)."""
+    profile = resolve(profile)
+    r = recipe(name, profile, seed)
+    if _use_shipped(name, profile, seed) and name not in recipes.RECORD_ONLY:
+        return shipped(r)
+    return _from_cache(r, profile, device)
+
+
+def record(name: str, profile: str = "auto", seed: int = 0, device: str | None = None) -> dict:
+    """The training record of `name`: steps, wall time, device, loss curve and held-out metrics.
+
+    The shipped quick/seed-0 record comes from the manifest (also for RECORD_ONLY recipes, whose weights
+    are not shipped); any other is read from the cache, training the model first if needed."""
+    profile = resolve(profile)
+    r = recipe(name, profile, seed)
+    if _use_shipped(name, profile, seed):
+        return shipped_entry(r)
+    path = cached_path(r, profile).with_suffix(".json")
+    if not path.exists():
+        cached_path(r, profile).unlink(missing_ok=True)     # weights without their record: train afresh
+        _from_cache(r, profile, device)
+    return json.loads(path.read_text())
+
+
+def untrained(name: str, profile: str = "auto", seed: int = 0, *, zero_layers: str = "random"):
+    """The network of recipe `name` before any training step: the random-initialisation control of every
+    representation claim.
+
+    zero_layers="keep": exactly the weights that training with this seed starts from. Our backbones start some
+    layers at zero (the U-Net's last conv of each residual block, the DiT's adaLN-Zero gates), which makes every
+    block the identity, so such a network computes an affine function of its input. zero_layers="random" (the
+    default) draws those layers with PyTorch's default initialisation instead, so that every block computes a
+    random nonlinear function: the stronger control, "this architecture with random weights"."""
+    if zero_layers not in ("random", "keep"):
+        raise ValueError(f"zero_layers must be 'random' or 'keep', got {zero_layers!r}")
+    r = recipe(name, resolve(profile), seed)
+    torch.manual_seed(r.seed)
+    net = build_model(r)
+    if zero_layers == "random":
+        for m in net.modules():
+            w = getattr(m, "weight", None)
+            if isinstance(w, torch.Tensor) and w.dim() > 1 and not w.any() and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return net.eval()
+
+
+def load(name: str, profile: str = "auto", seed: int = 0, *, init: str = "trained"):
+    """The network `name` trained (init='trained', `get`) or with random weights (init='random', `untrained`):
+    the one switch between a model and its random-weight control."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return get(name, profile, seed) if init == "trained" else untrained(name, profile, seed)
+
+
+def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
+    """The zoo network `name` behind the denoiser contract D(x, sigma, cond) -> x0_hat."""
+    r = recipe(name, resolve(profile), seed)
+    return denoisers.VPDenoiser(get(name, profile, seed, device), abar(r), r.prediction).eval()
+
+
+def model_id(name: str, profile: str = "auto", seed: int = 0, *, init: str = "trained") -> str:
+    """A short identity of the weights `load` returns, for memoisation keys: the recipe's hash, for shipped
+    weights also their sha256 (weights re-shipped from the same recipe, e.g. on another machine, are new
+    weights), and '-random' for the random-weight control."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    profile = resolve(profile)
+    ident = f"{name}-{profile}-s{seed}-{recipe_hash(recipe(name, profile, seed))[:16]}"
+    if init == "random":
+        return ident + "-random"
+    if _use_shipped(name, profile, seed) and name not in recipes.RECORD_ONLY:
+        ident += "-" + read_manifest()["entries"].get(name, {}).get("sha256", "unshipped")[:8]
+    return ident

@@ -1,0 +1,88 @@
+"""From a recipe to a trained, evaluated model and its record: the zoo's training path, for every method alike.
+
+The recipe's task and condition are looked up in the registry: the method wraps the network, gives the loss terms
+and evaluates the result; the condition source gives the ids a conditional denoiser is told.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import platform
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from .. import data, models
+from . import registry, training
+from .golden import golden_output
+from .recipes import Recipe, recipe_hash
+from .store import atomic_save, checkpoint_path
+
+
+def build_model(r: Recipe, *, for_training: bool = False):
+    """The module of recipe r as the zoo stores it (for_training=False), or as it trains (True: the method's
+    wrapper may add a frozen teacher and training-only heads, dropped again by `.export()`)."""
+    return registry.method(r.task).wrap(r, models.build(r.model), for_training=for_training)
+
+
+def training_data(r: Recipe):
+    """(x, y, draw) for the training loop: y are the ids of the recipe's condition source (None for unlabelled
+    data, or when the method draws its ids in every step); the method decides whether its network is told them."""
+    x, y, draw = data.training_set(r.data)
+    if draw is not None:
+        return None, None, draw
+    return x, registry.condition(r.condition).ids(r, x, y), None
+
+
+def load_into(r: Recipe, path) -> torch.nn.Module:
+    """Recipe r's module with the weights of a safetensors file (float16 files are loaded into float32)."""
+    model = build_model(r)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+@torch.no_grad()
+def evaluate(model, r: Recipe) -> dict:
+    """The held-out numbers stored with the weights, by the recipe's method."""
+    return registry.method(r.task).evaluate(model, r)
+
+
+def fit(r: Recipe, device: str | None = None):
+    """Train recipe r from scratch: returns (model, record) with the record that the manifest stores. The trained
+    weights are saved (atomically) before they are evaluated, so a failure after training loses no work: the next
+    call with the same recipe picks them up instead of training again."""
+    ckpt = checkpoint_path(r)
+    if ckpt.exists():                   # trained before, but evaluating or shipping failed: keep that work
+        model = load_into(r, ckpt)
+        with safe_open(str(ckpt), "pt") as f:
+            hist = json.loads(f.metadata()["history"])
+    else:
+        x, y, draw = training_data(r)
+        method = registry.method(r.task)
+        if r.curve_every and method.curve is None:
+            raise ValueError(f"{r.name}: curve_every={r.curve_every}, but task {r.task!r} records no curve")
+        torch.manual_seed(r.seed)
+        net = build_model(r, for_training=True)
+        model, hist = training.train(r, net, x, y, device=device, sample_batch=draw,
+                                     checkpoint=method.curve(r) if r.curve_every else None)
+        model = model.export() if hasattr(model, "export") else model
+        atomic_save(model.state_dict(), ckpt, metadata={"history": json.dumps(hist)})
+    rec = {
+        "recipe_hash": recipe_hash(r),
+        "config": json.loads(json.dumps(dataclasses.asdict(r), default=str)),
+        "seed": r.seed, "steps": r.steps, "wall_s": round(hist["wall_s"], 1), "device": hist["device"],
+        **({"precision": hist["precision"]} if hist.get("precision", "fp32") != "fp32" else {}),
+        "host": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "date": datetime.date.today().isoformat(),
+        "metrics": {"final_train_loss": round(sum(hist["loss"][-2:]) / len(hist["loss"][-2:]), 5),
+                    **evaluate(model, r)},
+        "loss_curve": {"step": hist["step"], "loss": [round(v, 5) for v in hist["loss"]],
+                       **({"terms": {k: [round(v, 5) for v in vs] for k, vs in hist["terms"].items()}}
+                          if len(hist.get("terms", {})) > 1 else {})},
+        "golden": golden_output(model, r),
+    }
+    if "curve" in hist:
+        rec["curve"], rec["curve_s"] = hist["curve"], round(hist["curve_s"], 1)   # wall_s leaves the curve out
+    return model, rec

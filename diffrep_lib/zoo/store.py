@@ -1,0 +1,96 @@
+"""The zoo's files: shipped weights and their manifest in the package, trained models in the cache.
+
+`quick`, seed 0: weights shipped in `diffrep_lib/weights/` (float16 safetensors) with a `manifest.json` entry
+(recipe hash, config, seed, steps, wall time, device, date, final metrics, sha256, golden output). Anything else
+(`full`, other seeds, or DIFFREP_RETRAIN=1) lives in DIFFREP_CACHE/zoo, keyed by the recipe hash. Every file is
+written to a temporary name and renamed, so a crash never leaves a half-written one.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from ..support.runtime import cache_dir
+from .recipes import EXTRAS, Recipe, recipe_hash
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+class ZooError(RuntimeError):
+    """A shipped weight file does not match its manifest or recipe; the message says what to run."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None:
+    """safetensors to a temporary file in the same folder, then an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def checkpoint_path(r: Recipe) -> Path:
+    """Where a recipe's freshly trained weights wait, before they are evaluated and stored."""
+    return cache_dir() / "zoo" / "trained" / f"{r.name}-s{r.seed}-{recipe_hash(r)[:16]}.safetensors"
+
+
+def cached_path(r: Recipe, profile: str) -> Path:
+    """A trained model in the cache (its record beside it, .json)."""
+    return cache_dir() / "zoo" / f"{r.name}-{profile}-s{r.seed}-{recipe_hash(r)[:16]}.safetensors"
+
+
+def shipped_path(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.safetensors"
+
+
+def read_manifest() -> dict:
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"format": 1, "entries": {}}
+
+
+def write_entry(name: str, rec: dict) -> None:
+    """Store one manifest entry (make zoo's workers ship in parallel: one read-modify-write at a time)."""
+    with _manifest_lock():
+        manifest = read_manifest()
+        manifest["entries"][name] = rec
+        atomic_write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def retrain_command(name: str) -> str:
+    """The command that (re)trains the shipped recipe `name`: `make zoo`, or `make zoo-extras` for an extra."""
+    return "make zoo-extras" if name in EXTRAS else "make zoo"
+
+
+@contextlib.contextmanager
+def _manifest_lock():
+    """An exclusive lock on the manifest between processes (POSIX; elsewhere make zoo runs one worker)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    MANIFEST.parent.mkdir(parents=True, exist_ok=True)
+    with open(MANIFEST.parent / ".manifest.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
