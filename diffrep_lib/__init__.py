@@ -11,7 +11,8 @@ The library is layered; a layer imports only the layers below it (docs/ARCHITECT
     experiments               each chapter's memoised measurements
     plotting                  the book's figures
 
-Every module a chapter uses is also a top-level name: `dr.samplers`, `dr.zoo`, `dr.features`, `dr.repa`, ...
+The modules chapters call are also top-level names (`dr.samplers`, `dr.zoo`, `dr.features`, `dr.repa`, ...); the
+others are reached through their layer (`dr.models.unet`, `dr.data.toy2d`, `dr.zoo.store`).
 """
 from . import core, data, models, support, survey                                    # layers 0-1
 from .core import (denoisers, diffusers_bridge, forward_process, guidance, losses, metrics, parameterisation,
@@ -22,11 +23,11 @@ from .readout import features, framework, probes
 from . import zoo                                                                     # layer 3
 from .zoo import recipes, registry, training
 from . import methods                                                                 # layer 4: registers methods
-from .methods import assignments, classifiers, diffusion, encoders, repa, simclr
+from .methods import assignments, classifiers, denoising, encoders, repa, simclr
 from . import experiments                                                             # layer 5
 from .experiments import activations, alignment, costs, generation
-from . import plotting                                                                # layer 6
 from .models import architecture
+from . import plotting                                                                # layer 6
 
 __version__ = "0.1.0"
 
@@ -43,7 +44,7 @@ __all__ = [
     # the zoo
     "recipes", "registry", "training",
     # methods
-    "diffusion", "classifiers", "encoders", "simclr", "assignments", "repa",
+    "denoising", "classifiers", "encoders", "simclr", "assignments", "repa",
     # chapters' experiments
     "generation", "costs", "activations", "alignment",
 ]

@@ -1,6 +1,6 @@
 """Experiments: each chapter's measurements as functions of names (zoo model, profile, seed), memoised on disk so
-that a chapter's second execution costs seconds. They may import every layer below; nothing imports them but
-the book (notebooks, scripts) and `plotting`.
+that a chapter's second execution costs seconds. They may import every layer below; nothing in the library imports
+them: notebooks and scripts do.
 
 - `generation`: sample sets of zoo models, plain or guided (chs. 1-3, 9);
 - `costs`: FLOPs and training throughput (ch. 2, make bench);

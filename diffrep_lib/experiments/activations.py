@@ -108,11 +108,8 @@ def _segmentation(profile, control, ts, labels, n_eval, seed, models, steps, bat
         dense = lambda s, t: fw.dense_features(net, s.images, t, SEG_LAYERS, size=s.images.shape[-1], seed=seed,
                                                bf16=BF16)
         budget = sorted(labels)[len(labels) // 2]           # choose t at the middle label budget (Eq. 16 over t)
-        by_t = {}
-        for t in ts:
-            pred = fit_and_predict(dense(lab[:budget], t), lab.masks[:budget], dense(val, t))
-            by_t[t] = probes.miou(pred, val.masks, classes)
-        t_best = max(by_t, key=by_t.get)
+        t_best, by_t = fw.grid_search(lambda t: probes.miou(
+            fit_and_predict(dense(lab[:budget], t), lab.masks[:budget], dense(val, t)), val.masks, classes), ts)
         feats = lambda s: dense(s, t_best)
     f_lab, f_ev = feats(lab), feats(ev)
     out = {"t": t_best, "val_by_t": torch.tensor([by_t.get(t, float("nan")) for t in ts])}
@@ -203,8 +200,7 @@ def _hyperfeatures(profile, ts, layers, ensemble, n_pairs, steps, seed):
     channels = {l: fit_maps[(ts[0], l)].shape[1] for l in layers}
     score = lambda m, s, p: probes.keypoint_pck(m, s.keypoints, s.kp_visible, p, size, thr)[0]
     # the best single (t, layer) of raw features, chosen on the fitting pairs (Eq. 16), scored on the test pairs
-    raw_fit = {k: score(m, fit_pool, fit_pairs) for k, m in fit_maps.items()}
-    t1, l1 = max(raw_fit, key=raw_fit.get)
+    (t1, l1), _ = fw.grid_search(lambda k: score(fit_maps[k], fit_pool, fit_pairs), fit_maps)
     points = sum(int((pool.kp_visible[i, si] & pool.kp_visible[j, sj]).sum()) for i, si, j, sj in pairs.tolist())
     out = {"t_single": t1, "layer_single": l1, "raw_single": score(eval_maps[(t1, l1)], pool, pairs), "points": points}
     heads = {"mixture": (channels, ts), "single": ({l1: channels[l1]}, [t1])}

@@ -16,7 +16,6 @@ from ..support import memo
 from ..support.profile import device_for
 from .activations import BF16, network, probe_split
 
-BASELINE = "dit_fmnist"
 ARMS = {"baseline": "dit_fmnist", "REPA": "repa_dit_fmnist", "REPA, random teacher": "repa_random_dit_fmnist"}
 
 

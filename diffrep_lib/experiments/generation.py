@@ -14,6 +14,7 @@ from ..core import denoisers, diffusers_bridge, guidance, samplers
 from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
 from ..support.profile import device_for
+from ..support.runtime import bf16_autocast
 
 Tensor = torch.Tensor
 
@@ -79,7 +80,7 @@ def _ddim_clipping(model: str, profile: str, scale: float, n: int, seed: int, st
 
     D = zoo_denoiser(model, profile).cpu()
     guided = guidance.cfg(D, scale, D.net.null_label)
-    amp = torch.autocast("cpu", dtype=torch.bfloat16)            # the network in bf16, the samplers in fp32
+    amp = bf16_autocast("cpu")                                   # the network in bf16, the samplers in fp32
     y = balanced_labels(n)
     x_T = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
     out = {"y": y}

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from .. import data, zoo
 from ..support import memo
 from ..zoo import registry
-from . import diffusion, encoders
+from . import denoising, encoders
 
 
 PIXELS = "pixels"       # the control: cluster the raw images instead of an encoder's features
@@ -161,7 +161,7 @@ def online_cluster_terms(net, x0: Tensor, y=None, *, recipe, abar, null=None, ge
     features, those ids condition the denoiser (with condition dropout), and the prototypes learn to predict them
     (`net` is a SelfLabelled; human labels are never used)."""
     ids, cluster_loss = net.clusters(net.teacher.to(x0.device).pooled(x0))
-    terms = diffusion.denoising_terms(net.net, x0, ids, recipe=recipe, abar=abar, null=null, generator=generator)
+    terms = denoising.denoising_terms(net.net, x0, ids, recipe=recipe, abar=abar, null=null, generator=generator)
     return {**terms, "cluster": cluster_loss}
 
 
@@ -178,6 +178,6 @@ def teacher_clusters(r, x, y):
 
 
 registry.register(registry.METHODS, "denoise_online", registry.Method(
-    terms=online_cluster_terms, evaluate=diffusion.held_out_loss, wrap=with_prototypes))
+    terms=online_cluster_terms, evaluate=denoising.held_out_loss, wrap=with_prototypes))
 registry.register(registry.CONDITIONS, "kmeans", registry.Condition(ids=teacher_clusters))
 registry.register(registry.CONDITIONS, "online", registry.Condition(ids=lambda r, x, y: None))

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..core import losses
 from ..support.hooks import recording
 from ..zoo import registry
-from . import diffusion, encoders
+from . import denoising, encoders
 
 
 class Projector(nn.Module):
@@ -117,4 +117,4 @@ def with_projector(r, net, *, for_training: bool):
 
 registry.register(registry.METHODS, "denoise_aligned", registry.Method(
     terms=aligned_terms, weights=lambda r: {"align": r.align_weight},      # L = L_denoise + lambda * L_align
-    wrap=with_projector, evaluate=diffusion.held_out_loss, curve=diffusion.fid_curve))
+    wrap=with_projector, evaluate=denoising.held_out_loss, curve=denoising.fid_curve))

@@ -204,4 +204,4 @@ def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:
     if profile not in RECIPES[name]:
         raise KeyError(f"zoo model {name!r} has no {profile!r} recipe (it has {sorted(RECIPES[name])}); "
                        "full-only models are trained on a GPU with profile='full'")
-    return replace(RECIPES[name][profile], seed=seed)
+    return replace(RECIPES[name][profile], profile=profile, seed=seed)

@@ -67,9 +67,10 @@ METHODS: dict[str, Method] = {}
 CONDITIONS: dict[str, Condition] = {}
 
 
-def register(table: dict, name: str, entry) -> None:
-    """Add `entry` under `name`; registering another entry under a taken name is an error (a typo or a clash)."""
-    if name in table and table[name] is not entry:
+def register(table: dict, name: str, entry, *, replace: bool = False) -> None:
+    """Add `entry` under `name`. Another entry under a taken name is an error (a typo or a clash) unless
+    replace=True (a notebook cell that defines and registers a method, run again)."""
+    if name in table and table[name] is not entry and not replace:
         raise KeyError(f"{name!r} is registered already ({table[name]!r}); choose another name")
     table[name] = entry
 
