@@ -81,3 +81,17 @@ def test_ddim_step_matches_diffusers(t, prev):
 def test_vlb_weights_are_positive_and_not_uniform():
     w = forward_process.vlb_weights(schedules.betas_linear(T))
     assert (w > 0).all() and w[0] > 10 * w[500]
+
+
+def test_bf16_autocast_only_where_the_device_computes_bf16_natively(monkeypatch):
+    """On a CPU without bf16 instructions bf16 is emulated (about 10x slower than float32): float32 there."""
+    from diffrep_lib.core import precision
+    a = torch.ones(4, 4)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    with precision.bf16_autocast("cpu"):
+        assert (a @ a).dtype == torch.float32
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    with precision.bf16_autocast(a.device):
+        assert (a @ a).dtype == torch.bfloat16
+    with precision.bf16_autocast("cpu", enabled=False):
+        assert (a @ a).dtype == torch.float32

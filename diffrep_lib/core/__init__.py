@@ -2,5 +2,5 @@
 contract D(x, sigma, cond) -> x0_hat and its adapters, samplers as functions, guidance as denoiser wrappers, the
 bridge to diffusers' schedulers, losses, sample metrics and sample-set drawing. Pure functions over tensors;
 imports nothing else of the library."""
-from . import (denoisers, diffusers_bridge, forward_process, guidance, losses, metrics, parameterisation, samplers,
-               sampling, schedules)
+from . import (denoisers, diffusers_bridge, forward_process, guidance, losses, metrics, parameterisation, precision,
+               samplers, sampling, schedules)

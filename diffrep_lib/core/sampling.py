@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from . import samplers, schedules
+from .precision import bf16_autocast
 
 Tensor = torch.Tensor
 
@@ -34,7 +35,7 @@ def generate(denoiser, n: int, *, sampler: str, sigmas: Tensor, cond: Tensor | N
     g = torch.Generator().manual_seed(seed)
     x_T = sigmas[0] * torch.randn((n, *shape), generator=g, dtype=torch.float64)
     out = []
-    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+    with bf16_autocast(device, bf16):
         for i in range(0, n, batch):
             gb = torch.Generator(device=device).manual_seed(seed * 100_003 + i)
             c = cond[i:i + batch].to(device) if cond is not None else None

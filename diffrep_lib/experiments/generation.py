@@ -14,7 +14,7 @@ from ..core import denoisers, diffusers_bridge, guidance, samplers
 from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
 from ..support.profile import device_for
-from ..support.runtime import bf16_autocast
+from ..core.precision import bf16_autocast, bf16_native
 
 Tensor = torch.Tensor
 
@@ -67,6 +67,7 @@ def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed
     unconditional model) or a tuple of counts per id (cluster sizes, for self-labelled models)."""
     if guide == "cfg" and scale == 1.0:      # CFG at scale 1 is the conditional model: one memo entry for both
         guide = None
+    bf16 = bf16 and bf16_native(device_for(profile))    # the precision actually used enters the memo key
     deps = (zoo.model_id(model, profile, model_seed),)
     if guide == "classifier":
         deps += (zoo.model_id("noisy_classifier_fmnist", profile),)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..support.runtime import bf16_autocast
+from ..core.precision import bf16_autocast
 from . import features, probes
 
 
@@ -41,7 +41,8 @@ def feature_vectors(model, x: Tensor, ts, layers, *, pool_size: int | None = 2, 
 
     pool_size: average-pool each map to pool_size x pool_size (None: global average); extras: leading tokens to
     drop from transformer outputs (U-ViT's time and label tokens); bf16: run the network in bfloat16 autocast
-    (about twice as fast on a CPU with bf16 instructions; the features are returned in float32)."""
+    where the device computes bf16 natively (about twice as fast on a CPU with bf16 instructions; float32
+    elsewhere); the features are returned in float32."""
     eps = noise_draws(x, seed)[0]
     out: dict[str, list[Tensor]] = {}
     for t in ts:

@@ -1,4 +1,5 @@
-"""Where the library keeps its files and how it runs here: the cache folder, progress bars, bfloat16.
+"""Where the library keeps its files and how it runs here: the cache folder and progress bars (bfloat16 is the
+core's `precision`).
 
 Environment: DIFFREP_CACHE (trained models and memoised evaluations; default ~/.cache/diffrep) and
 DIFFREP_PROGRESS=0 (no progress bars, as in executed book pages).
@@ -7,8 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import torch
 
 
 def cache_dir() -> Path:
@@ -20,14 +19,3 @@ def progress_enabled() -> bool:
     """Progress bars on terminals and in Jupyter, none in executed book pages (DIFFREP_PROGRESS=0)."""
     return os.environ.get("DIFFREP_PROGRESS", "1") != "0"
 
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU runs bfloat16 matrix work natively (AVX512-BF16 or AMX); elsewhere bf16 autocast would be
-    emulated and slower than float32."""
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def bf16_autocast(device, enabled: bool = True):
-    """bfloat16 autocast on `device` (a torch.device, a name such as 'cuda:0', or a tensor's device), or a
-    disabled context when `enabled` is false. Weights stay float32; matrix products run in bfloat16."""
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)

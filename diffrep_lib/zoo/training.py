@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from ..support.runtime import bf16_autocast, cpu_has_bf16, progress_enabled
+from ..core.precision import bf16_autocast, cpu_has_bf16
+from ..support.runtime import progress_enabled
 from . import recipes, registry
 
 Tensor = torch.Tensor
