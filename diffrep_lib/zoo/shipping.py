@@ -1,9 +1,10 @@
 """Shipping the `quick` zoo: `make zoo` trains a recipe on the CPU and writes its weights and manifest entry;
 `verify` checks every shipped entry against today's recipes and code; `stale` lists what needs retraining.
 
-Every shipped weight file is float16: half the bytes of float32, so the book can ship more models. The golden
-output stored with it is the half-precision weights' (computed in float32, as they are used); the record's
-metrics are the float32 model's, measured right after training.
+Shipped weight files are float16: half the bytes of float32, so the book can ship more models (but for
+`recipes.FULL_PRECISION`, teachers whose clustered features define other models' training ids). The golden
+output stored with it is the stored weights' (computed in float32, as they are used); the record's metrics are
+the float32 model's, measured right after training.
 """
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from .store import ZooError, atomic_save, read_manifest, retrain_command, sha256
 
 
 def store_weights(r: Recipe, model, rec: dict) -> dict:
-    """Write the float16 weights of recipe r's model to the package and complete its record (golden output of the
-    stored weights, sha256, bytes); returns the record."""
+    """Write the float16 weights (float32 for recipes.FULL_PRECISION) of recipe r's model to the package and complete
+    its record (golden output of the stored weights, sha256, bytes); returns the record."""
     path = shipped_path(r.name)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    half = r.name not in recipes.FULL_PRECISION
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
     atomic_save(state, path)
-    rec = {**rec, "golden": golden_output(build.load_into(r, path), r), "weights_dtype": "float16"}
+    rec = {**rec, "golden": golden_output(build.load_into(r, path), r),
+           "weights_dtype": "float16" if half else "float32"}
     rec["sha256"], rec["bytes"] = sha256(path), path.stat().st_size
     return rec
 
