@@ -3,6 +3,7 @@ Representation Learning" (Fuest et al. 2024). Import it as `import diffrep_lib a
 
 The library is layered; a layer imports only the layers below it (docs/ARCHITECTURE.md):
 
+    errors                    the error families every layer raises on misuse (below every layer)
     core, support, survey     the diffusion core (schedules ... samplers, guidance, metrics); profiles, memo, claims
     models, data              backbones and classifiers; Fashion-MNIST, 2-D toys, toy scenes
     readout                   features by hooks, the Fig. 4 / Eq. 16 framework, probes
@@ -14,6 +15,7 @@ The library is layered; a layer imports only the layers below it (docs/ARCHITECT
 The modules chapters call are also top-level names (`dr.samplers`, `dr.zoo`, `dr.features`, `dr.repa`, ...); the
 others are reached through their layer (`dr.models.unet`, `dr.data.toy2d`, `dr.zoo.store`).
 """
+from . import errors                                                                  # below every layer
 from . import core, data, models, support, survey                                    # layers 0-1
 from .core import (denoisers, diffusers_bridge, forward_process, guidance, losses, metrics, parameterisation,
                    precision, samplers, sampling, schedules)
@@ -33,7 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # layers
-    "core", "support", "survey", "models", "data", "readout", "zoo", "methods", "experiments", "plotting",
+    "errors", "core", "support", "survey", "models", "data", "readout", "zoo", "methods", "experiments", "plotting",
     # the diffusion core
     "schedules", "forward_process", "parameterisation", "denoisers", "samplers", "sampling", "guidance",
     "diffusers_bridge", "losses", "metrics", "precision",

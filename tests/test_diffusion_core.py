@@ -74,7 +74,7 @@ def test_ddim_step_matches_diffusers(t, prev):
     ref = sch.step(eps_hat.float(), t, x_t.float()).prev_sample.double()
     sig = schedules.sigma_from_abar(abar)
     sigmas = torch.stack([sig[t], sig[prev] if prev >= 0 else torch.tensor(0.0, dtype=torch.float64)])
-    ours = samplers.sample_ddim(denoiser, x_t / a_t, sigmas) * abar[prev].sqrt()
+    ours = samplers.sample_ddim(denoiser, x_t / a_t, sigmas, span="partial") * abar[prev].sqrt()
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
@@ -95,3 +95,17 @@ def test_bf16_autocast_only_where_the_device_computes_bf16_natively(monkeypatch)
         assert (a @ a).dtype == torch.bfloat16
     with precision.bf16_autocast("cpu", enabled=False):
         assert (a @ a).dtype == torch.float32
+
+
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+def test_timesteps_equal_diffusers_for_every_step_count(spacing):
+    """Every n from 1 to T = 1000 (and to T = 100): diffusers computes these in float64 numpy; a float32 torch
+    version rounds some of them the other way (trailing at n = 48, linspace at n = 27)."""
+    for T in (1000, 100):
+        sch = DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing)
+        wrong = []
+        for n in range(1, T + 1):
+            sch.set_timesteps(n)
+            if not torch.equal(schedules.timesteps(T, n, spacing), sch.timesteps.long()):
+                wrong.append(n)
+        assert wrong == [], f"{spacing}, T = {T}: differs at n = {wrong[:10]}"

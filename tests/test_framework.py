@@ -2,13 +2,16 @@
 import pytest
 import torch
 
-from diffrep_lib import features, framework as fw
+from diffrep_lib import features, framework as fw, schedules
+from diffrep_lib.errors import GridError
 from diffrep_lib.models import DiT, DiTConfig, UNet, UNetConfig
+
+ABAR = schedules.alphas_cumprod(schedules.betas_linear())
 
 
 def test_feature_vectors_cover_the_grid_with_one_noise_draw_per_image():
     torch.manual_seed(0)
-    net = UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2)).eval()
+    net = features.carry_schedule(UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2)).eval(), ABAR)
     x = torch.randn(5, 1, 28, 28)
     vecs = fw.feature_vectors(net, x, ts=(0, 100), layers=["down.1", "up.1"], pool_size=2, seed=7, batch=2)
     assert sorted(vecs) == ["0/down.1", "0/up.1", "100/down.1", "100/up.1"]
@@ -23,7 +26,7 @@ def test_feature_vectors_cover_the_grid_with_one_noise_draw_per_image():
 
 def test_dense_features_upsample_tokens_and_maps_to_pixels():
     torch.manual_seed(0)
-    dit = DiT(DiTConfig(dim=16, depth=2, heads=2, zero_init=False)).eval()
+    dit = features.carry_schedule(DiT(DiTConfig(dim=16, depth=2, heads=2, zero_init=False)).eval(), ABAR)
     maps = fw.dense_features(dit, torch.randn(3, 1, 28, 28), 10, ["blocks.0", "blocks.1"], size=28, batch=2,
                              ensemble=2)
     assert maps.shape == (3, 32, 28, 28)
@@ -43,7 +46,7 @@ def test_probe_grid_finds_a_planted_cell():
         assert best == "25/up.1" and len(grid) == 6 and grid[best] > 0.8
     with pytest.raises(ValueError, match="unknown probe"):
         fw.probe_grid(train, y[:200], test, y[200:], probe="svm")
-    with pytest.raises(KeyError, match="only one"):
+    with pytest.raises(GridError, match="only one"):
         fw.probe_grid(train, y[:200], {"0/mid": test["0/mid"]}, y[200:])
 
 

@@ -25,5 +25,5 @@ def test_v_is_salimans_ho_not_the_misprint():
 
 def test_unknown_kind_is_a_clear_error():
     x = torch.zeros(2, 2)
-    with pytest.raises(ValueError, match="unknown prediction kind"):
+    with pytest.raises(ValueError, match="kind: got .score.; choose one of"):
         P.to_x0(x, "score", x, x, x)

@@ -47,7 +47,7 @@ def test_ddim_inverts_and_regenerates_a_sample():
 
     def round_trip(steps):
         up = torch.logspace(-3, 1.5, steps, dtype=torch.float64)
-        latent = samplers.sample_euler(D, x0, up)                  # x0 taken as the sample at sigma = 1e-3
+        latent = samplers.sample_euler(D, x0, up, span="inverse")                # x0 taken as the sample at sigma = 1e-3
         down = torch.cat([up.flip(0), torch.zeros(1, dtype=torch.float64)])
         return latent, samplers.sample_euler(D, latent, down)
 
@@ -91,5 +91,5 @@ def test_sampler_registry_and_nfe():
 def test_unknown_sampler_is_a_clear_error():
     from diffrep_lib import sampling as generation
 
-    with pytest.raises(ValueError, match="unknown sampler"):
+    with pytest.raises(ValueError, match="sampler: got .rk4.; choose one of"):
         generation.generate(lambda x, s, c=None: x, 2, sampler="rk4", sigmas=torch.tensor([1.0, 0.0]))

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import InputError, bad
 from . import parameterisation, schedules
 from .forward_process import per_sample
 
@@ -29,7 +30,20 @@ class VPDenoiser(nn.Module):
     def __init__(self, net: nn.Module, abar: Tensor, prediction: str = "eps"):
         super().__init__()
         if prediction not in parameterisation.KINDS:
-            raise ValueError(f"unknown prediction {prediction!r}; choose one of {parameterisation.KINDS}")
+            raise bad(InputError, "prediction", prediction, f"choose one of {parameterisation.KINDS}")
+        if not isinstance(net, nn.Module):
+            raise bad(InputError, "net", net, "pass a network net(x_t, t[, y]) (an nn.Module) that predicts "
+                      f"{prediction}")
+        output = getattr(net, "output_kind", "image")
+        if output != "image":
+            raise bad(InputError, "net", f"{type(net).__name__} (it outputs {output})", "a denoiser wraps a network "
+                      "that predicts an image (eps, x0 or v), such as dr.zoo.get('unet_fmnist'); a classifier guides "
+                      "a denoiser instead: dr.guidance.classifier_guidance(denoiser, classifier, scale, sigmas)")
+        abar = torch.as_tensor(abar)
+        if abar.dim() != 1 or not abar.is_floating_point() or not torch.isfinite(abar).all() \
+                or (abar <= 0).any() or (abar > 1).any():
+            raise bad(InputError, "abar", abar, "pass the training schedule's alphas_cumprod: a 1-D float tensor "
+                      "in (0, 1], e.g. dr.recipes.abar(recipe)")
         self.net, self.prediction = net, prediction
         self.register_buffer("sigmas", schedules.sigma_from_abar(abar.double()), persistent=False)
 
@@ -42,12 +56,55 @@ class VPDenoiser(nn.Module):
         return self.sigmas[-1].item()
 
     def forward(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        self._check(x, sigma, cond)
         sigma = torch.as_tensor(sigma, device=x.device).expand(x.shape[0])
         alpha, s = (per_sample(c, x) for c in schedules.vp_coefficients(sigma.double()))
         x_t = alpha * x
         t = schedules.sigma_to_t(sigma.double(), self.sigmas).to(x.dtype)
         out = self.net(x_t, t, cond) if cond is not None else self.net(x_t, t)
+        if out.shape != x.shape:
+            raise bad(InputError, "net", f"an output of shape {tuple(out.shape)} for x of shape {tuple(x.shape)}",
+                      "a denoiser's network predicts a tensor shaped like its input (eps, x0 or v): is it a "
+                      "classifier or an encoder?")
         return parameterisation.to_x0(out, self.prediction, x_t, alpha, s)
+
+    def _check(self, x, sigma, cond) -> None:
+        """The contract's inputs, checked at every call (cheap: shapes, and one reduction over N values)."""
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise bad(InputError, "x", x, "pass images as a float tensor (N, C, H, W) in the VE scaling x0 + sigma n "
+                      "(convert uint8 images to [-1, 1] first)")
+        check_input(self.net, x)
+        sigma = torch.as_tensor(sigma)
+        if sigma.dim() > 1 or (sigma.dim() == 1 and len(sigma) not in (1, len(x))):
+            raise bad(InputError, "sigma", sigma, f"pass one noise level, or one per sample (shape ({len(x)},))")
+        if not torch.isfinite(sigma).all() or (sigma < 0).any():
+            raise bad(InputError, "sigma", sigma.tolist() if sigma.numel() < 8 else sigma,
+                      "noise levels are finite and >= 0 (the VE sigma, not a timestep: "
+                      "dr.schedules.sigma_from_abar(abar)[t])")
+        null = getattr(self.net, "null_label", None)
+        if cond is None:
+            return
+        if not isinstance(cond, Tensor) or cond.dim() != 1 or len(cond) != len(x) or cond.is_floating_point():
+            raise bad(InputError, "cond", cond, f"pass one integer label per sample: a long tensor of length {len(x)}")
+        if hasattr(self.net, "null_label"):
+            if null is None:
+                raise bad(InputError, "cond", cond, "this network is unconditional: pass cond=None")
+            if (cond < 0).any() or (cond > null).any():
+                raise bad(InputError, "cond", cond, f"labels run from 0 to {null - 1}, and {null} is the null label "
+                          "(unconditional)", f"values from {int(cond.min())} to {int(cond.max())}")
+
+
+def check_input(net, x: Tensor, argument: str = "x") -> None:
+    """x against the shape a network declares (`net.input_shape`: (C, H, W) or (D,), None where any size works),
+    so that a wrong channel count or image size is named here rather than deep inside a convolution."""
+    want = getattr(net, "input_shape", None)
+    if want is None:
+        return
+    got = tuple(x.shape[1:])
+    if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want)):
+        shape = ", ".join("any" if w is None else str(w) for w in want)
+        raise bad(InputError, argument, x, f"{type(net).__name__} takes (N, {shape}): resize or convert the "
+                  "images (channels first) or use a network trained on such data")
 
 
 def clip_x0(denoiser: Denoiser, lo: float = -1.0, hi: float = 1.0) -> Denoiser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import GridError, InputError, bad, integer
 from . import schedules
 from .forward_process import per_sample
 
@@ -41,7 +42,10 @@ def sample(denoiser, scheduler, x_T: Tensor, steps: int, *, cond=None, generator
     for `steps` steps from VP noise x_T, with eps_hat from `denoiser`. Returns the final VP sample (= x0).
     `step_kwargs` go to every `scheduler.step` call (e.g. DDIM's use_clipped_model_output)."""
     if scheduler.config.prediction_type != "epsilon":
-        raise ValueError("the bridge hands the scheduler eps: create it with prediction_type='epsilon'")
+        raise bad(InputError, "scheduler", f"prediction_type={scheduler.config.prediction_type!r}",
+                  "the bridge hands the scheduler eps: create it with prediction_type='epsilon'")
+    if not integer(steps) or not 1 <= steps <= scheduler.config.num_train_timesteps:
+        raise bad(GridError, "steps", steps, f"pass 1 to {scheduler.config.num_train_timesteps} steps")
     scheduler.set_timesteps(steps)
     model = eps_model(denoiser, scheduler, cond)
     x = x_T * scheduler.init_noise_sigma

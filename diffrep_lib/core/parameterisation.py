@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError, bad
+
 Tensor = torch.Tensor
 
 KINDS = ("eps", "x0", "v")
@@ -25,7 +27,7 @@ def to_x0(pred: Tensor, kind: str, x_t: Tensor, alpha: Tensor, s: Tensor) -> Ten
         return (x_t - s * pred) / alpha
     if kind == "v":
         return alpha * x_t - s * pred
-    raise ValueError(f"unknown prediction kind {kind!r}; choose one of {KINDS}")
+    raise bad(InputError, "kind", kind, f"choose one of {KINDS}")
 
 
 def from_x0(x0: Tensor, kind: str, x_t: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
@@ -37,7 +39,7 @@ def from_x0(x0: Tensor, kind: str, x_t: Tensor, alpha: Tensor, s: Tensor) -> Ten
         return eps
     if kind == "v":
         return alpha * eps - s * x0
-    raise ValueError(f"unknown prediction kind {kind!r}; choose one of {KINDS}")
+    raise bad(InputError, "kind", kind, f"choose one of {KINDS}")
 
 
 def convert(pred: Tensor, src: str, dst: str, x_t: Tensor, alpha: Tensor, s: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import GridError, InputError, bad, integer
 from . import samplers, schedules
 from .precision import bf16_autocast
 
@@ -17,12 +18,14 @@ def sigma_grid(denoiser, steps: int, kind: str = "karras") -> Tensor:
     'karras' (Karras et al. 2022, rho = 7) spends the steps where they matter for every sampler here;
     'trailing' takes the network's own timesteps (diffusers' trailing spacing).
     """
+    if not integer(steps) or steps < 1:
+        raise bad(GridError, "steps", steps, "pass a positive number of steps (samplers.steps_for_nfe(name, nfe))")
     if kind == "karras":
         return schedules.sigmas_karras(steps, denoiser.sigma_min, denoiser.sigma_max)
     if kind == "trailing":
         ts = schedules.timesteps(len(denoiser.sigmas), steps, "trailing")
         return torch.cat([denoiser.sigmas[ts].cpu(), torch.zeros(1, dtype=torch.float64)])
-    raise ValueError(f"unknown grid {kind!r}; choose 'karras' or 'trailing'")
+    raise bad(GridError, "kind", kind, "choose 'karras' or 'trailing'")
 
 
 def generate(denoiser, n: int, *, sampler: str, sigmas: Tensor, cond: Tensor | None = None, seed: int = 0,
@@ -30,7 +33,13 @@ def generate(denoiser, n: int, *, sampler: str, sigmas: Tensor, cond: Tensor | N
     """n samples ``(n, *shape)`` in [-1, 1]: initial noise from one seeded generator (so sample i does not
     depend on the batch size for deterministic samplers), then `sampler` over the noise levels `sigmas`."""
     if sampler not in samplers.SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(samplers.SAMPLERS)}")
+        raise bad(GridError, "sampler", sampler, f"choose one of {sorted(samplers.SAMPLERS)}")
+    for name, value in (("n", n), ("batch", batch)):
+        if not integer(value) or value < 1:
+            raise bad(InputError, name, value, "pass a positive integer")
+    if cond is not None and (not isinstance(cond, Tensor) or len(cond) != n):
+        raise bad(InputError, "cond", cond, f"pass one condition per sample: a tensor of length n = {n}")
+    sigmas = samplers.check_grid(sigmas)
     sample = samplers.SAMPLERS[sampler]
     g = torch.Generator().manual_seed(seed)
     x_T = sigmas[0] * torch.randn((n, *shape), generator=g, dtype=torch.float64)
@@ -55,7 +64,7 @@ def proportional_labels(n: int, counts: tuple) -> Tensor:
     sampled this way: cluster sizes are unequal, and uniform ids would change the distribution being matched."""
     c = torch.tensor(counts, dtype=torch.float64)
     if c.dim() != 1 or (c < 0).any() or c.sum() == 0:
-        raise ValueError(f"counts must be non-negative with a positive sum, got {counts}")
+        raise bad(InputError, "counts", counts, "pass how often each id occurs: non-negative, with a positive sum")
     share = n * c / c.sum()
     take = share.floor().long()
     take[torch.argsort(share - take, descending=True)[: n - int(take.sum())]] += 1
@@ -72,8 +81,9 @@ def condition_ids(labels, n: int, null: int | None) -> Tensor:
         return balanced_labels(n)
     if labels == "null":
         if null is None:
-            raise ValueError("labels='null' needs a conditional model with a null id")
+            raise bad(InputError, "labels", labels, "labels='null' needs a conditional model with a null id; an "
+                      "unconditional model takes labels='balanced' (its ids are ignored)")
         return torch.full((n,), null)
     if isinstance(labels, tuple):
         return proportional_labels(n, labels)
-    raise ValueError(f"labels must be 'balanced', 'null' or a tuple of counts, got {labels!r}")
+    raise bad(InputError, "labels", labels, "pass 'balanced', 'null' or a tuple of counts per id")

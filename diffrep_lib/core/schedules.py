@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from ..errors import GridError, bad, integer
 
 Tensor = torch.Tensor
 
@@ -75,21 +78,38 @@ def sigma_to_t(sigma: Tensor, sigmas: Tensor) -> Tensor:
 
 
 def timesteps(T: int, n: int, spacing: str = "trailing") -> Tensor:
-    """n of the T training steps, descending, as diffusers' `timestep_spacing` options choose them."""
+    """n of the T training steps, descending, exactly as diffusers' `timestep_spacing` options choose them.
+
+    Computed in float64 numpy, as diffusers does: torch's float32 arange and linspace round some steps the other
+    way (trailing at n = 48, linspace at n = 27 of T = 1000).
+    """
+    if spacing not in SPACINGS:
+        raise bad(GridError, "spacing", spacing, f"choose one of {SPACINGS}")
+    if not integer(T) or T < 1:
+        raise bad(GridError, "T", T, "the number of training steps is a positive integer (len(abar))")
+    if not integer(n) or not 1 <= n <= T:
+        raise bad(GridError, "n", n, f"take between 1 and T = {T} steps")
     if spacing == "trailing":       # Lin et al. 2024: start at t = T-1 so the first step sees pure noise
-        ts = torch.arange(T, 0, -T / n).round() - 1
+        ts = np.round(np.arange(T, 0, -T / n)) - 1
     elif spacing == "leading":      # DDIM's original choice
-        ts = torch.arange(0, n) * (T // n)
-        ts = ts.flip(0)
-    elif spacing == "linspace":
-        ts = torch.linspace(0, T - 1, n).round().flip(0)
+        ts = (np.arange(0, n) * (T // n)).round()[::-1]
     else:
-        raise ValueError(f"unknown spacing {spacing!r}; choose trailing, leading or linspace")
-    return ts.long()
+        ts = np.linspace(0, T - 1, n).round()[::-1]
+    return torch.from_numpy(ts.astype(np.int64).copy())
+
+
+SPACINGS = ("trailing", "leading", "linspace")
 
 
 def sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
     """n noise levels of Karras et al. 2022, Eq. 5, followed by 0 (float64, shape (n+1,))."""
+    if not integer(n) or n < 1:
+        raise bad(GridError, "n", n, "pass a positive number of noise levels")
+    if not (0 < sigma_min < sigma_max < math.inf):
+        raise bad(GridError, "(sigma_min, sigma_max)", (sigma_min, sigma_max),
+                  "pass 0 < sigma_min < sigma_max, finite (a VPDenoiser's .sigma_min and .sigma_max)")
+    if not rho > 0:
+        raise bad(GridError, "rho", rho, "pass a positive rho (Karras et al. use 7)")
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return torch.cat([(hi + ramp * (lo - hi)) ** rho, torch.zeros(1, dtype=torch.float64)])

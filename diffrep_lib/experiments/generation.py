@@ -11,6 +11,7 @@ import torch
 
 from .. import zoo
 from ..core import denoisers, diffusers_bridge, guidance, samplers
+from ..errors import GridError, InputError, bad, integer, real
 from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
 from ..support.profile import device_for
@@ -39,7 +40,7 @@ def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | 
         clf = zoo_classifier("noisy_classifier_fmnist", profile).to(device)
         G = guidance.classifier_guidance(D, clf, scale, D.sigmas, null=null)
     else:
-        raise ValueError(f"unknown guidance {guide!r}; choose None, 'cfg' or 'classifier'")
+        raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
     return denoisers.clip_x0(G), D
 
 
@@ -59,12 +60,33 @@ def _sample_set(model: str, profile: str, model_seed: int, sampler: str, nfe: in
     return {"x": x, "y": y}
 
 
+def _check_sample_set(sampler, nfe, n, seed, grid, guide, scale) -> None:
+    """sample_set's arguments, checked before anything is computed or memoised."""
+    if sampler not in samplers.SAMPLERS:
+        raise bad(GridError, "sampler", sampler, f"choose one of {sorted(samplers.SAMPLERS)}")
+    for name, value in (("nfe", nfe), ("n", n)):
+        if not integer(value) or value < 1:
+            raise bad(InputError if name == "n" else GridError, name, value, "pass a positive integer")
+    if not integer(seed) or seed < 0:
+        raise bad(InputError, "seed", seed, "pass a non-negative integer seed")
+    if grid not in ("karras", "trailing"):
+        raise bad(GridError, "grid", grid, "choose 'karras' or 'trailing'")
+    if guide not in GUIDES:
+        raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
+    if not real(scale):
+        raise bad(InputError, "scale", scale, "pass a finite guidance scale")
+
+
+GUIDES = (None, "cfg", "classifier")
+
+
 def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed: int = 0,
                model_seed: int = 0, grid: str = "karras", bf16: bool = True, guide: str | None = None,
                scale: float = 1.0, labels="balanced") -> dict:
     """Conditional samples {'x': (n, 1, 28, 28), 'y': (n,)} from a zoo model, x0 clipped to [-1, 1], optionally
     guided ('cfg' or 'classifier' at `scale`); memoised on disk. `labels`: 'balanced' classes, 'null' (the
     unconditional model) or a tuple of counts per id (cluster sizes, for self-labelled models)."""
+    _check_sample_set(sampler, nfe, n, seed, grid, guide, scale)
     if guide == "cfg" and scale == 1.0:      # CFG at scale 1 is the conditional model: one memo entry for both
         guide = None
     bf16 = bf16 and bf16_native(device_for(profile))    # the precision actually used enters the memo key

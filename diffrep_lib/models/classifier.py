@@ -22,6 +22,8 @@ def _conv(c_in, c_out):
 
 
 class Classifier(nn.Module):
+    output_kind = "logits"      # not an image: the denoiser adapters refuse it
+
     def __init__(self, cfg: ClassifierConfig = ClassifierConfig()):
         super().__init__()
         self.cfg = cfg

@@ -79,6 +79,8 @@ class FinalLayer(nn.Module):
 class DiT(nn.Module):
     """net(x_t, t, y=None) -> prediction with the shape of x_t."""
 
+    output_kind = "image"       # predicts eps, x0 or v: what a denoiser adapter wraps
+
     def __init__(self, cfg: DiTConfig = DiTConfig()):
         super().__init__()
         self.cfg = cfg
@@ -117,6 +119,11 @@ class DiT(nn.Module):
             for layer in (self.final.ada[-1], self.final.linear):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+
+    @property
+    def input_shape(self) -> tuple:
+        """(C, H, W) this network takes: its positional embedding fixes the image size."""
+        return (self.cfg.in_channels, self.cfg.image_size, self.cfg.image_size)
 
     def forward(self, x, t, y=None):
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])

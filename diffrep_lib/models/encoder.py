@@ -30,6 +30,8 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
+    output_kind = "embeddings"      # not an image: the denoiser adapters refuse it
+
     def __init__(self, cfg: EncoderConfig = EncoderConfig()):
         super().__init__()
         self.cfg = cfg

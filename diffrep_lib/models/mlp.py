@@ -18,6 +18,8 @@ class MLPConfig:
 
 
 class MLP(nn.Module):
+    output_kind = "image"       # predicts eps, x0 or v: what a denoiser adapter wraps
+
     def __init__(self, cfg: MLPConfig = MLPConfig()):
         super().__init__()
         self.cfg = cfg
@@ -25,6 +27,11 @@ class MLP(nn.Module):
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden))
                                     for _ in range(cfg.depth - 1))
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(cfg.hidden, cfg.dim))
+
+    @property
+    def input_shape(self) -> tuple:
+        """(dim,): the points this network denoises."""
+        return (self.cfg.dim,)
 
     def forward(self, x, t, y=None):
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])

@@ -36,6 +36,8 @@ class Block(nn.Module):
 
 
 class NoisyClassifier(nn.Module):
+    output_kind = "logits"      # not an image: the denoiser adapters refuse it
+
     def __init__(self, cfg: NoisyClassifierConfig = NoisyClassifierConfig()):
         super().__init__()
         self.cfg = cfg

@@ -85,6 +85,8 @@ class Level(nn.Module):
 class UNet(nn.Module):
     """net(x_t, t, y=None) -> prediction (eps, x0 or v: the zoo's recipe says which)."""
 
+    output_kind = "image"       # predicts eps, x0 or v: what a denoiser adapter wraps
+
     def __init__(self, cfg: UNetConfig = UNetConfig()):
         super().__init__()
         self.cfg = cfg
@@ -114,6 +116,11 @@ class UNet(nn.Module):
             y = with_null(y, t, self.label_embed.null)
             emb = emb + self.label_embed(y)
         return emb
+
+    @property
+    def input_shape(self) -> tuple:
+        """(C, H, W) this network takes, None where any size works (H and W must halve cleanly at every level)."""
+        return (self.cfg.in_channels, None, None)
 
     def forward(self, x, t, y=None):
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])

@@ -53,6 +53,8 @@ class Block(nn.Module):
 class UViT(nn.Module):
     """net(x_t, t, y=None) -> prediction with the shape of x_t."""
 
+    output_kind = "image"       # predicts eps, x0 or v: what a denoiser adapter wraps
+
     def __init__(self, cfg: UViTConfig = UViTConfig()):
         super().__init__()
         if cfg.depth % 2 == 0:
@@ -86,6 +88,11 @@ class UViT(nn.Module):
         nn.init.trunc_normal_(self.pos, std=0.02)
         if self.label_embed is not None:
             nn.init.trunc_normal_(self.label_embed.table.weight, std=0.02)
+
+    @property
+    def input_shape(self) -> tuple:
+        """(C, H, W) this network takes: its positional embedding fixes the image size."""
+        return (self.cfg.in_channels, self.cfg.image_size, self.cfg.image_size)
 
     def forward(self, x, t, y=None):
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])

@@ -17,18 +17,65 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import forward_process, schedules
-from ..core.denoisers import VPDenoiser
+from ..core.denoisers import VPDenoiser, check_input
+from ..errors import InputError, bad, integer
 from ..support.hooks import first, recording
+
+
+def carry_schedule(net, abar):
+    """Attach to `net` the noise schedule (abar_t, t = 0..T-1) it was trained with, so that `extract` and the
+    framework noise images on it without an `abar=` argument; returns net. The zoo does this for its networks.
+    A plain attribute, not a buffer: the network's state dict (and so its stored weights) is unchanged."""
+    net.schedule_abar = _check_abar(abar)
+    return net
 
 
 def _network_and_schedule(model, abar):
     if isinstance(model, VPDenoiser):
         return model.net, schedules.abar_from_sigma(model.sigmas).float() if abar is None else abar
     if abar is None:
-        config = getattr(model, "config", None)
-        T = getattr(config, "num_train_timesteps", None) or 1000
-        abar = schedules.alphas_cumprod(schedules.betas_linear(T))
-    return model, abar
+        abar = getattr(model, "schedule_abar", None)          # the zoo's networks carry their recipe's schedule
+    if abar is None:
+        raise bad(InputError, "abar", None, f"a bare {type(model).__name__} does not say which noise schedule it "
+                  "was trained with: pass abar= (dr.recipes.abar(recipe) for a book network, "
+                  "scheduler.alphas_cumprod for a diffusers model), or a VPDenoiser, or a network from dr.zoo")
+    return model, _check_abar(abar)
+
+
+def _check_abar(abar) -> Tensor:
+    abar = torch.as_tensor(abar)
+    if abar.dim() != 1 or len(abar) < 1 or not abar.is_floating_point() or not torch.isfinite(abar).all() \
+            or (abar <= 0).any() or (abar > 1).any():
+        raise bad(InputError, "abar", abar, "pass the schedule's alphas_cumprod: a 1-D float tensor in (0, 1]")
+    return abar
+
+
+def _check_t(t, T: int, n: int, device) -> Tensor:
+    """t as (n,) long timesteps after checking it is integral and inside [0, T): no silent wrap or truncation."""
+    fix = f"pass integer timesteps in [0, {T - 1}] (0 is the least noisy step), one int or one per image"
+    if isinstance(t, bool):
+        raise bad(InputError, "t", t, fix)
+    try:
+        tt = torch.as_tensor(t, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise bad(InputError, "t", t, fix) from None
+    if tt.dim() > 1 or (tt.dim() == 1 and len(tt) not in (1, n)) or tt.dtype == torch.bool:
+        raise bad(InputError, "t", t, fix)
+    if tt.is_floating_point():
+        if not torch.isfinite(tt).all() or (tt != tt.round()).any():
+            raise bad(InputError, "t", t, fix, "not an integer: a fractional t would be truncated")
+    elif tt.is_complex():
+        raise bad(InputError, "t", t, fix)
+    if (tt < 0).any() or (tt >= T).any():
+        raise bad(InputError, "t", t, fix, f"outside the schedule's {T} steps")
+    return tt.long().expand(n)
+
+
+def _check_layers(layers) -> list[str]:
+    if isinstance(layers, str) or not all(isinstance(p, str) for p in layers) or not len(layers):
+        raise bad(InputError, "layers", layers, "pass a list of module paths, e.g. ['up.1'] "
+                  "(a single path still goes in a list)")
+    return list(dict.fromkeys(layers))                 # a path listed twice is hooked (and returned) once
 
 
 def _call(net, x_t: Tensor, t: Tensor, y, forward_kwargs: dict):
@@ -46,20 +93,33 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
             forward_kwargs: dict | None = None) -> dict[str, Tensor]:
     """Activations of the modules `layers` for clean images x (N, C, H, W) noised to timestep t.
 
-    t: an int or (N,) tensor of timesteps (0 is the least noisy step of the schedule).
+    t: an int or (N,) tensor of integer timesteps in [0, T) (0 is the least noisy step of the schedule).
+    layers: module paths; a path listed twice is recorded once.
+    abar: the schedule the network was trained with; taken from a VPDenoiser, or from a zoo network (which carries
+    its recipe's schedule), and required for any other network (a diffusers model: scheduler.alphas_cumprod).
     noise: the eps to use, shaped like x (or ``(ensemble, *x.shape)``); drawn from `generator` when None.
     ensemble: average the activations over this many noise draws (as DIFT and DDPM-Seg do).
     Returns {path: tensor}; a module that returns a tuple (diffusers blocks) contributes its first element.
     """
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise bad(InputError, "x", x, "pass clean images as a float tensor (N, C, H, W) in the model's data range")
+    if not integer(ensemble) or ensemble < 1:
+        raise bad(InputError, "ensemble", ensemble, "pass a positive number of noise draws (1 = one draw)")
+    if y is not None and (not isinstance(y, Tensor) or y.dim() != 1 or len(y) != len(x)):
+        raise bad(InputError, "y", y, f"pass one label per image: a 1-D tensor of length {len(x)}")
+    layers = _check_layers(layers)
     net, abar = _network_and_schedule(model, abar)
+    check_input(net, x)
     modules = dict(net.named_modules())
     missing = [p for p in layers if p not in modules]
     if missing:
-        raise KeyError(f"no module named {missing} in {type(net).__name__}; "
-                       f"its top-level modules are {[n for n in modules if n and '.' not in n]}")
+        raise bad(InputError, "layers", missing, f"no such module in {type(net).__name__}; name modules as "
+                  f"named_modules() spells them (its top-level ones: {[n for n in modules if n and '.' not in n]})")
+    if noise is not None and not isinstance(noise, Tensor):
+        raise bad(InputError, "noise", noise, f"pass a tensor shaped like x, {tuple(x.shape)}, or None")
     if noise is not None and noise.shape not in (x.shape, (ensemble, *x.shape)):
-        raise ValueError(f"noise must have shape {tuple(x.shape)} or {(ensemble, *x.shape)}, got {tuple(noise.shape)}")
-    t = torch.as_tensor(t, device=x.device).long().expand(x.shape[0])
+        raise bad(InputError, "noise", noise, f"pass noise of shape {tuple(x.shape)} or {(ensemble, *x.shape)}")
+    t = _check_t(t, len(abar), len(x), x.device)
     abar = abar.to(x.device, x.dtype)
     sums: dict[str, Tensor] = {}
     with recording({p: modules[p] for p in layers}, lambda out: first(out).detach().float()) as current:
@@ -72,8 +132,8 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
             _call(net, forward_process.q_sample(x, t, abar, eps), t, y, forward_kwargs or {})
             silent = [p for p in layers if p not in current]
             if silent:
-                raise RuntimeError(f"modules {silent} were not called in the forward pass (a container such as "
-                                   "a ModuleList has no forward of its own: hook one of its children)")
+                raise bad(InputError, "layers", silent, "hook one of its children: a container such as a ModuleList "
+                          "has no forward of its own", "not called in the forward pass")
             for p in layers:
                 sums[p] = current[p] if p not in sums else sums[p] + current[p]
     return {p: s / ensemble for p, s in sums.items()}
@@ -85,11 +145,12 @@ def as_map(feat: Tensor, extras: int = 0) -> Tensor:
     if feat.dim() == 4:
         return feat
     if feat.dim() != 3:
-        raise ValueError(f"expected (N, C, H, W) maps or (N, T, D) tokens, got shape {tuple(feat.shape)}")
+        raise bad(InputError, "feat", feat, "pass (N, C, H, W) feature maps or (N, T, D) tokens")
     tokens = feat[:, extras:]
     g = round(tokens.shape[1] ** 0.5)
     if g * g != tokens.shape[1]:
-        raise ValueError(f"{tokens.shape[1]} tokens after dropping {extras} extras do not form a square grid")
+        raise bad(InputError, "extras", extras, f"{tokens.shape[1]} tokens remain, not a square grid: pass the "
+                  "number of non-patch tokens (U-ViT: net.extras)")
     return tokens.transpose(1, 2).reshape(feat.shape[0], feat.shape[2], g, g)
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 
 import torch
 
 from ..core import denoisers
+from ..readout.features import carry_schedule
+from ..support.runtime import progress_enabled
 from ..support.profile import resolve
 from . import build, recipes
 from .build import build_model, load_into
 from .recipes import Recipe, abar, get as recipe, recipe_hash
-from .store import ZooError, atomic_save, atomic_write_text, cached_path, read_manifest, retrain_command, sha256, \
-    shipped_path
+from .store import ZooError, atomic_save, atomic_write_text, cached_path, file_lock, read_manifest, retrain_command, \
+    sha256, shipped_path
 
 INITS = ("trained", "random")      # the one spelling of the random-weight control: init="random"
 
@@ -52,26 +55,65 @@ def shipped(r: Recipe):
     return load_into(r, path)
 
 
+def _cached_model(r: Recipe, path):
+    """The cached model at `path`, or None (with a warning naming the file) when it is missing, unreadable or does
+    not match the sha256 its record stores: such a model is trained again, never returned."""
+    rec_path = path.with_suffix(".json")
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(rec_path.read_text())
+        want = rec.get("sha256") or _adopt(r, path, rec)
+    except FileNotFoundError:
+        problem = f"its record {rec_path.name} is missing"
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+        problem = f"its record {rec_path} or the file is unreadable ({type(err).__name__}: {err})"
+    else:
+        if sha256(path) != want:
+            problem = "the file does not match the sha256 of its record (altered or corrupt)"
+        else:
+            try:
+                return load_into(r, path)
+            except Exception as err:        # a foreign file with the right hash cannot happen; say what did
+                problem = f"it is unreadable ({type(err).__name__}: {err})"
+    warnings.warn(f"cached model {path}: {problem}; training it again", stacklevel=3)
+    return None
+
+
+def _adopt(r: Recipe, path, rec: dict) -> str:
+    """A record written before records carried their file's sha256: if the file loads, record its hash now."""
+    load_into(r, path)
+    rec["sha256"] = sha256(path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(rec, indent=1))
+    return rec["sha256"]
+
+
 def _from_cache(r: Recipe, profile: str, device: str | None):
     path = cached_path(r, profile)
-    if path.exists():
-        try:
-            return load_into(r, path)
-        except Exception as err:  # truncated or foreign file: say so, then retrain over it
-            warnings.warn(f"cached weights {path} are unreadable ({type(err).__name__}: {err}); retraining")
-    model, rec = build.fit(r, device=device)
-    atomic_save(model.state_dict(), path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(rec, indent=1))
-    return model
+    with file_lock(path.with_name(f".{path.stem}.lock")):   # one process trains a model; the others wait, then load it
+        model = _cached_model(r, path)
+        if model is not None:
+            return model
+        if r.name in recipes.RECORD_ONLY and _use_shipped(r.name, profile, r.seed):
+            warnings.warn(f"{r.name} ships only its training record, not its weights: training it now "
+                          f"({r.steps} steps) into {path}", stacklevel=3)
+        elif progress_enabled():
+            print(f"zoo: training {r.name} ({profile}, seed {r.seed}, {r.steps} steps) into {path.parent}",
+                  file=sys.stderr)
+        model, rec = build.fit(r, device=device)
+        atomic_save(model.state_dict(), path)
+        atomic_write_text(path.with_suffix(".json"), json.dumps({**rec, "sha256": sha256(path)}, indent=1))
+        return model
 
 
 def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
-    """The trained model `name` for a profile and training seed (eval mode, on the CPU)."""
+    """The trained model `name` for a profile and training seed (eval mode, on the CPU), carrying its recipe's noise
+    schedule for `features.extract`."""
     profile = resolve(profile)
     r = recipe(name, profile, seed)
     if _use_shipped(name, profile, seed) and name not in recipes.RECORD_ONLY:
-        return shipped(r)
-    return _from_cache(r, profile, device)
+        return carry_schedule(shipped(r), abar(r))
+    return carry_schedule(_from_cache(r, profile, device), abar(r))
 
 
 def record(name: str, profile: str = "auto", seed: int = 0, device: str | None = None) -> dict:
@@ -83,11 +125,9 @@ def record(name: str, profile: str = "auto", seed: int = 0, device: str | None =
     r = recipe(name, profile, seed)
     if _use_shipped(name, profile, seed):
         return shipped_entry(r)
-    path = cached_path(r, profile).with_suffix(".json")
-    if not path.exists():
-        cached_path(r, profile).unlink(missing_ok=True)     # weights without their record: train afresh
-        _from_cache(r, profile, device)
-    return json.loads(path.read_text())
+    path = cached_path(r, profile)
+    _from_cache(r, profile, device)                     # trains, or retrains a corrupt model, when needed
+    return json.loads(path.with_suffix(".json").read_text())
 
 
 def untrained(name: str, profile: str = "auto", seed: int = 0, *, zero_layers: str = "random"):
@@ -109,7 +149,7 @@ def untrained(name: str, profile: str = "auto", seed: int = 0, *, zero_layers: s
             w = getattr(m, "weight", None)
             if isinstance(w, torch.Tensor) and w.dim() > 1 and not w.any() and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
-    return net.eval()
+    return carry_schedule(net.eval(), abar(r))
 
 
 def load(name: str, profile: str = "auto", seed: int = 0, *, init: str = "trained"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..errors import ZooError, bad, integer
 from ..core import schedules
 from ..models import ClassifierConfig, DiTConfig, EncoderConfig, MLPConfig, NoisyClassifierConfig, UNetConfig, UViTConfig
 
@@ -203,9 +204,11 @@ CORE = [name for name in SHIPPED if name not in EXTRAS]                         
 
 def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:
     """The recipe `name` at a profile, for a training seed."""
-    if name not in RECIPES:
-        raise KeyError(f"unknown zoo model {name!r}; the zoo has {sorted(RECIPES)}")
+    if not isinstance(name, str) or name not in RECIPES:
+        raise bad(ZooError, "name", name, f"the zoo has {sorted(RECIPES)}", "unknown zoo model")
     if profile not in RECIPES[name]:
-        raise KeyError(f"zoo model {name!r} has no {profile!r} recipe (it has {sorted(RECIPES[name])}); "
-                       "full-only models are trained on a GPU with profile='full'")
+        raise bad(ZooError, "profile", profile, f"zoo model {name!r} has the recipes {sorted(RECIPES[name])}; "
+                  "full-only models are trained (on a GPU) with profile='full'")
+    if not integer(seed) or seed < 0:
+        raise bad(ZooError, "seed", seed, "pass a training seed >= 0 (0 is the shipped model)")
     return replace(RECIPES[name][profile], profile=profile, seed=seed)
