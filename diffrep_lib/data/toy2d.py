@@ -4,10 +4,25 @@ closed form (`denoisers.gaussian_mixture_denoiser`); used for pictures of scores
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
+from ..errors import InputError, bad
+
 Tensor = torch.Tensor
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or name not in TOYS:
+        raise bad(InputError, "name", name, f"choose one of {sorted(TOYS)}", why="unknown toy distribution")
+
+
+def _int(argument: str, value, low: int | None, fix: str) -> int:
+    """`value` as an int, or the InputError naming `argument` when it is no integer (bools excluded) or < low."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
+        raise bad(InputError, argument, value, fix, why="need an integer" + (f" >= {low}" if low is not None else ""))
+    return int(value)
 
 
 def _ring(radius: float, k: int, std: float, centre=(0.0, 0.0), start=0.0, stop=2 * math.pi):
@@ -35,8 +50,7 @@ def _moons():
 
 def mixture(name: str) -> tuple[Tensor, Tensor, Tensor]:
     """(means (K, 2), covariances (K, 2, 2), weights (K,)) of the toy distribution `name`, float64."""
-    if name not in TOYS:
-        raise ValueError(f"unknown toy distribution {name!r}; choose one of {sorted(TOYS)}")
+    _check_name(name)
     means, stds = TOYS[name]()
     covs = stds[:, None, None] ** 2 * torch.eye(2, dtype=torch.float64)
     return means, covs, torch.full((len(means),), 1.0 / len(means), dtype=torch.float64)
@@ -45,6 +59,10 @@ def mixture(name: str) -> tuple[Tensor, Tensor, Tensor]:
 def sample(name: str, n: int, *, generator=None) -> Tensor:
     """n points (n, 2), float32, drawn from the toy distribution `name`."""
     means, covs, weights = mixture(name)
+    n = _int("n", n, 1, "pass the number of points to draw, e.g. sample(name, 1000)")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise bad(InputError, "generator", generator, "pass a torch.Generator (e.g. "
+                  "torch.Generator().manual_seed(0)) or None for torch's global one")
     k = torch.multinomial(weights, n, replacement=True, generator=generator)
     z = torch.randn(n, 2, generator=generator, dtype=torch.float64)
     chol = torch.linalg.cholesky(covs)
@@ -55,6 +73,9 @@ def load(name: str, n: int, seed: int = 0):
     """n points of the toy distribution as a `datasets.Dataset` with a column x (2 floats)."""
     import datasets
 
+    _check_name(name)
+    n = _int("n", n, 1, "pass the number of points to draw, e.g. load(name, 1000)")
+    seed = _int("seed", seed, None, "pass an integer seed, e.g. load(name, n, seed=0)")
     g = torch.Generator().manual_seed(seed)
     return datasets.Dataset.from_dict({"x": sample(name, n, generator=g).numpy()})
 

@@ -15,10 +15,14 @@ Generated in well under a second for thousands of scenes.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
+
+from ..errors import InputError, bad
 
 CLASSES = ("background", "disc", "square", "triangle", "cross")
 KEYPOINTS = {  # unit-shape coordinates (x right, y down), scaled by the shape's radius around its centre
@@ -57,13 +61,26 @@ def _inside(kind: str, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
     if kind == "cross":
         arm = r / 3
         return ((dx.abs() <= arm) & (dy.abs() <= r)) | ((dy.abs() <= arm) & (dx.abs() <= r))
-    raise ValueError(f"unknown shape {kind!r}; choose one of {CLASSES[1:]}")
+    raise bad(InputError, "kind", kind, f"choose one of {list(CLASSES[1:])}", why="unknown shape")
+
+
+def _int(argument: str, value, low: int | None, fix: str) -> int:
+    """`value` as an int, or the InputError naming `argument` when it is no integer (bools excluded) or < low."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
+        raise bad(InputError, argument, value, fix, why=f"need {argument} >= {low}" if low is not None
+                  else "need an integer")
+    return int(value)
 
 
 def generate(n: int, seed: int = 0, size: int = 32, max_shapes: int = 3, noise: float = 0.04) -> Scenes:
     """n toy scenes from one seed (the same seed gives the same scenes)."""
-    if n < 1 or size < 8 or max_shapes < 1:
-        raise ValueError(f"need n >= 1, size >= 8 and max_shapes >= 1; got n={n}, size={size}, max_shapes={max_shapes}")
+    n = _int("n", n, 1, "pass the number of scenes to generate, e.g. generate(1000)")
+    seed = _int("seed", seed, None, "pass an integer seed, e.g. generate(n, seed=0)")
+    size = _int("size", size, 8, "pass the side of the square images in pixels, e.g. size=32 (the book's)")
+    max_shapes = _int("max_shapes", max_shapes, 1, "pass how many shapes a scene may hold at most, e.g. 3")
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not math.isfinite(noise) or noise < 0:
+        raise bad(InputError, "noise", noise, "pass the standard deviation of the pixel noise, e.g. 0.04",
+                  why="need a finite number >= 0")
     g = torch.Generator().manual_seed(seed)
     u = lambda *shape: torch.rand(shape, generator=g)
     ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
@@ -114,6 +131,10 @@ def pairs(scenes: Scenes, n: int, seed: int = 0) -> Tensor:
     """Up to n correspondence pairs (P, 4) = (image i, shape slot in i, image j, shape slot in j): a shape class
     that occurs exactly once in each of the two scenes (so the true match is unambiguous), with at least one
     keypoint visible in both. Drawn in a seeded random order, each (i, j) at most once."""
+    if not isinstance(scenes, Scenes):
+        raise bad(InputError, "scenes", scenes, "pass a Scenes from toy_scenes.generate(...) or toy_scenes.split(...)")
+    n = _int("n", n, 1, "pass the number of pairs wanted, e.g. pairs(scenes, 500)")
+    seed = _int("seed", seed, None, "pass an integer seed, e.g. pairs(scenes, n, seed=0)")
     g = torch.Generator().manual_seed(seed)
     classes = scenes.shape_class
     counts = torch.stack([(classes == c).sum(1) for c in range(len(CLASSES) - 1)], 1)      # (N, classes)
@@ -149,11 +170,18 @@ def load(n: int, seed: int = 0, size: int = 32):
 SPLITS = {"train": (20_000, 0), "test": (2_000, 1)}   # (number of scenes, seed): disjoint seeds
 
 
-@functools.lru_cache(maxsize=2)
 def split(name: str = "train") -> Scenes:
     """The book's fixed splits of toy scenes (the zoo trains on 'train'; chapters evaluate on 'test'). Generated
     once per process (20,000 scenes take seconds) and shared: index it, do not modify it in place."""
-    if name not in SPLITS:
-        raise ValueError(f"unknown split {name!r}; choose one of {sorted(SPLITS)}")
+    if not isinstance(name, str) or name not in SPLITS:
+        raise bad(InputError, "name", name, f"choose one of {sorted(SPLITS)}", why="unknown split")
+    return _split(name)
+
+
+@functools.lru_cache(maxsize=2)
+def _split(name: str) -> Scenes:
     n, seed = SPLITS[name]
     return generate(n, seed)
+
+
+split.cache_clear, split.cache_info = _split.cache_clear, _split.cache_info
