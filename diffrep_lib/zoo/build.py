@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import json
 import platform
+import warnings
 
 import torch
 from safetensors import safe_open
@@ -49,15 +50,30 @@ def evaluate(model, r: Recipe) -> dict:
     return registry.method(r.task).evaluate(model, r)
 
 
+def _checkpoint(r: Recipe, ckpt):
+    """(model, history) from a finished training run's checkpoint, or None; an unreadable one is reported by path,
+    removed and trained again."""
+    if not ckpt.exists():
+        return None
+    try:
+        model = load_into(r, ckpt)
+        with safe_open(str(ckpt), "pt") as f:
+            return model, json.loads(f.metadata()["history"])
+    except Exception as err:            # truncated, foreign or from an older format: its work cannot be used
+        warnings.warn(f"training checkpoint {ckpt} is unreadable ({type(err).__name__}: {str(err)[:120]}); "
+                      "training again", stacklevel=3)
+        ckpt.unlink(missing_ok=True)
+        return None
+
+
 def fit(r: Recipe, device: str | None = None):
     """Train recipe r from scratch: returns (model, record) with the record that the manifest stores. The trained
     weights are saved (atomically) before they are evaluated, so a failure after training loses no work: the next
     call with the same recipe picks them up instead of training again."""
     ckpt = checkpoint_path(r)
-    if ckpt.exists():                   # trained before, but evaluating or shipping failed: keep that work
-        model = load_into(r, ckpt)
-        with safe_open(str(ckpt), "pt") as f:
-            hist = json.loads(f.metadata()["history"])
+    model = _checkpoint(r, ckpt)        # trained before, but evaluating or shipping failed: keep that work
+    if model is not None:
+        model, hist = model
     else:
         x, y, draw = training_data(r)
         method = registry.method(r.task)

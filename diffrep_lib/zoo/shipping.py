@@ -13,7 +13,8 @@ import torch
 from . import api, build, recipes
 from .golden import golden_output
 from .recipes import Recipe, get as recipe, recipe_hash
-from .store import ZooError, atomic_save, read_manifest, retrain_command, sha256, shipped_path, write_entry
+from .store import ZooError, atomic_save, checkpoint_path, file_lock, read_manifest, retrain_command, sha256, \
+    shipped_path, write_entry
 
 
 def store_weights(r: Recipe, model, rec: dict) -> dict:
@@ -32,10 +33,12 @@ def store_weights(r: Recipe, model, rec: dict) -> dict:
 def ship(name: str) -> dict:
     """Train the quick recipe `name` on the CPU and write its weights (unless RECORD_ONLY) and manifest entry."""
     r = recipe(name, "quick", 0)
-    model, rec = build.fit(r, device="cpu")
-    if name not in recipes.RECORD_ONLY:
-        rec = store_weights(r, model, rec)
-    write_entry(name, rec)
+    ckpt = checkpoint_path(r)
+    with file_lock(ckpt.with_name(f".{ckpt.stem}.lock")):        # two make zoo runs train a recipe once
+        model, rec = build.fit(r, device="cpu")
+        if name not in recipes.RECORD_ONLY:
+            rec = store_weights(r, model, rec)
+        write_entry(name, rec)
     return rec
 
 

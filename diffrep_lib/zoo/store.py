@@ -15,15 +15,12 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from ..errors import ZooError
 from ..support.runtime import cache_dir
 from .recipes import EXTRAS, Recipe, recipe_hash
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-
-
-class ZooError(RuntimeError):
-    """A shipped weight file does not match its manifest or recipe; the message says what to run."""
 
 
 def sha256(path: Path) -> str:
@@ -42,10 +39,14 @@ def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Text to a temporary file in the same folder, then an atomic rename (a failed write keeps the old file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def checkpoint_path(r: Recipe) -> Path:
@@ -80,17 +81,26 @@ def retrain_command(name: str) -> str:
 
 
 @contextlib.contextmanager
-def _manifest_lock():
-    """An exclusive lock on the manifest between processes (POSIX; elsewhere make zoo runs one worker)."""
+def file_lock(path: Path):
+    """An exclusive lock between processes on `path` (POSIX flock; elsewhere nothing is locked). The zoo holds one
+    per cached model while it checks, trains and stores it, so two processes asking for the same model train it
+    once: the second waits and then loads what the first stored."""
     try:
         import fcntl
     except ImportError:
         yield
         return
-    MANIFEST.parent.mkdir(parents=True, exist_ok=True)
-    with open(MANIFEST.parent / ".manifest.lock", "w") as f:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _manifest_lock():
+    """An exclusive lock on the manifest between processes (make zoo's workers ship in parallel)."""
+    with file_lock(MANIFEST.parent / ".manifest.lock"):
+        yield
