@@ -30,13 +30,24 @@ system:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null; \
 	fi
 
-# The virtual environment: torch 2.13.0 first where no torch is installed (the CPU wheel on this
-# disk; a bare `torch` would pull a CUDA build), an existing torch (Colab, GPU hosts) is kept.
+# The virtual environment: torch 2.13.0 first where no torch is installed, an existing torch (Colab, GPU hosts) is
+# kept. Which build: a wheel pip finds locally (--find-links) first; else, with an NVIDIA GPU, PyPI's (CUDA) build;
+# else the CPU build from PyTorch's CPU index (PyPI's Linux torch is the multi-GB CUDA build).
+TORCH := torch==2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml
 	@# reuse a torch the system already has (Colab, GPU hosts); otherwise an isolated venv
 	@[ -x $(PY) ] || { if python3 -c "import torch" 2>/dev/null; then python3 -m venv --system-site-packages $(VENV); \
 	  else python3 -m venv $(VENV); fi; }
-	@$(PY) -c "import torch" 2>/dev/null || { echo "setup: installing torch==2.13.0"; $(PY) -m pip install -q torch==2.13.0; }
+	@$(PY) -c "import torch" 2>/dev/null || { \
+	  if $(PY) -m pip install -q --dry-run --no-index --no-deps --target "$$(mktemp -d)" $(TORCH) >/dev/null 2>&1; then \
+	    echo "setup: installing $(TORCH) from a local wheel"; $(PY) -m pip install -q $(TORCH); \
+	  elif command -v nvidia-smi >/dev/null 2>&1; then \
+	    echo "setup: installing $(TORCH) (CUDA build, for the GPU)"; $(PY) -m pip install -q $(TORCH); \
+	  else \
+	    echo "setup: installing $(TORCH) (CPU build, from $(TORCH_CPU_INDEX))"; \
+	    $(PY) -m pip install -q $(TORCH) --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple; \
+	  fi; }
 	$(PY) -m pip install -q -e ".[pinned,book,test]"
 	@rm -f $(VENV)/.installed-*; touch $@
 

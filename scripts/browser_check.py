@@ -1,5 +1,7 @@
 """Open every built page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) and fail
-if an image does not load, a math element is not rendered by MathJax, or an internal link is broken.
+if an image does not load, a math element is not rendered by MathJax, MathJax is loaded more than once, an
+internal link is broken, or the header lacks its repository, issue and edit buttons (and, on a chapter, the
+Colab launch button).
 Screenshots go to _build/screenshots/.
 """
 from __future__ import annotations
@@ -36,6 +38,17 @@ def check_page(page, path: Path) -> list[str]:
             problems.append(f"{path.name}: {got} of {n_math} math elements rendered by MathJax")
         if page.locator("mjx-merror").count():
             problems.append(f"{path.name}: MathJax reports {page.locator('mjx-merror').count()} TeX errors")
+    mathjax = page.evaluate("""() => Array.from(document.scripts).map(s => s.getAttribute('src') || '')
+        .filter(src => /mathjax/i.test(src))""")
+    if len(mathjax) != 1:
+        problems.append(f"{path.name}: MathJax is loaded {len(mathjax)} times: {mathjax}")
+    header = page.evaluate("() => Array.from(document.querySelectorAll('.header-article a[href]'))"
+                           ".map(a => a.getAttribute('href'))")
+    wanted = {"repository": "github.com/", "issues": "/issues", "edit page": "/edit/"}
+    if "notebooks" in path.parts:
+        wanted["Colab launch"] = "colab.research.google.com/github/"
+    problems += [f"{path.name}: no {name} button in the header" for name, part in wanted.items()
+                 if not any(part in href for href in header)]
     broken = page.evaluate("""() => Array.from(document.images)
         .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.getAttribute('src'))""")
     problems += [f"{path.name}: image does not load: {src}" for src in broken]

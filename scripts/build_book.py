@@ -1,6 +1,6 @@
 """Build the HTML book from the executed chapters.
 
-Stages the book sources (config, toc, book/, _static/) beside the executed notebooks in _build/executed,
+Stages the book sources (config, toc, book/, _vendor/) beside the executed notebooks in _build/executed,
 writes the execution-record page from record.json (and from a committed GPU record, if any), then runs
 `jupyter-book build` on that tree into _build/html. `--strict` adds -W -n --keep-going (what make test runs).
 """
@@ -38,7 +38,7 @@ def record_markdown(rows: list[dict], title: str) -> str:
 def stage() -> None:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / name, STAGE / name)
-    for folder in ("book", "_static"):
+    for folder in ("book", "_vendor"):
         shutil.rmtree(STAGE / folder, ignore_errors=True)
         shutil.copytree(ROOT / folder, STAGE / folder)
     rows = json.loads((STAGE / "record.json").read_text())

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPO = CONFIG["repository"]["url"].rstrip("/")
+BRANCH = CONFIG["repository"]["branch"]
 
 
 def cells(path):
@@ -50,7 +51,7 @@ def test_notebook_conventions(nb):
     assert not [m for c in code for m in re.findall(r"^(?:def|class) (\w+)", src(c), re.M)], \
         "reusable code belongs in diffrep_lib"
     first_md = next(src(c) for c in cs if c["cell_type"] == "markdown")
-    colab = f"https://colab.research.google.com/github/{REPO.split('github.com/')[1]}/blob/main/notebooks/{nb.name}"
+    colab = f"https://colab.research.google.com/github/{REPO.split('github.com/')[1]}/blob/{BRANCH}/notebooks/{nb.name}"
     assert colab in first_md, "Colab badge must point at this notebook in the configured repository"
     install = next(src(c) for c in code if "google.colab" in src(c))
     assert f"git+{REPO}" in install and "torch" not in install.split("pip")[1].split("]")[0]
