@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import diffrep_lib
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -53,8 +55,15 @@ def test_notebook_conventions(nb):
     first_md = next(src(c) for c in cs if c["cell_type"] == "markdown")
     colab = f"https://colab.research.google.com/github/{REPO.split('github.com/')[1]}/blob/{BRANCH}/notebooks/{nb.name}"
     assert colab in first_md, "Colab badge must point at this notebook in the configured repository"
+    assert "(https://colab.research.google.com/assets/colab-badge.svg)" in first_md, "badge image by absolute URL"
     install = next(src(c) for c in code if "google.colab" in src(c))
-    assert f"git+{REPO}" in install and "torch" not in install.split("pip")[1].split("]")[0]
+    needs_hub = any(re.search(r"transformers|HubEncoder|from_pretrained", src(c)) for c in code)
+    spec = f'"diffrep_lib{"[hub]" if needs_hub else ""} @ git+{REPO}@v{diffrep_lib.__version__}"'
+    assert spec in install, f"the install cell must pin this release with the chapter's extras: {spec}"
+    assert "torch" not in install.split("pip")[1]
+    for c in code:                                       # GPU-only work runs only where CUDA is present
+        if re.search(r"\.cuda\(\)|\.to\(\"cuda\"\)", src(c)):
+            assert "torch.cuda.is_available()" in src(c) and "else:" in src(c), src(c)[:80]
     assert "Learning objectives" in first_md and "Prerequisites" in first_md and "Run time" in first_md
 
 
