@@ -19,7 +19,8 @@ LAYERS = {"errors": -1,
           "zoo": 3,
           "methods": 4,
           "experiments": 5,
-          "plotting": 6}
+          "plotting": 6,
+          "cli": 7}
 
 
 def module_name(path: Path, lib: Path = LIB) -> str:
