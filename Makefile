@@ -13,9 +13,12 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: book test setup system zoo zoo-extras bench claims-seeds rehearse unit execute-quick nbval build-strict browser clean
 
+# make book EDITION=student: the student edition, every solution cut, into _build/html-student (beside _build/html)
+EDITION ?= default
+
 book: setup
 	$(PY) scripts/run_book.py --profile auto
-	$(PY) scripts/build_book.py
+	$(PY) scripts/build_book.py --edition $(EDITION)
 	$(PY) scripts/run_book.py --summary
 
 test: setup unit execute-quick nbval build-strict browser
