@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 
 
 class DiffrepError(Exception):
@@ -47,13 +48,37 @@ class CacheError(DiffrepError, RuntimeError):
 
 
 def integer(value) -> bool:
-    """An int (numpy's included), not a bool: what a count, seed or step number must be."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    """An integer (Python's, numpy's or a 0-d integer tensor), not a bool: what a count, seed or step must be."""
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def real(value) -> bool:
     """A finite real number (numpy's included), not a bool: what a scale or level must be."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_int(value, argument: str, fix: str = "", *, low: int | None = 1, high: int | None = None,
+              kind: type | None = None) -> int:
+    """`value` as an int in [low, high] (see `integer`), or the error of family `kind` (InputError by default)
+    naming `argument`."""
+    v = operator.index(value) if integer(value) else None
+    if v is None or (low is not None and v < low) or (high is not None and v > high):
+        span = ("an integer" if low is None and high is None else f"an integer >= {low}" if high is None
+                else f"an integer in {low}..{high}")
+        raise bad(kind or InputError, argument, value, fix or f"pass {span}", f"need {span}")
+    return v
+
+
+def finite(x, argument: str, fix: str, kind: type | None = None) -> None:
+    """Raise the error of family `kind` (InputError by default) if the float tensor x holds NaN or inf."""
+    if (x.is_floating_point() or x.is_complex()) and not bool(x.isfinite().all()):
+        raise bad(kind or InputError, argument, x, fix, f"{int((~x.isfinite()).sum())} NaN or inf values")
 
 
 def show(value, limit: int = 80) -> str:
@@ -65,7 +90,7 @@ def show(value, limit: int = 80) -> str:
     if hasattr(value, "named_modules"):                    # an nn.Module: its repr is the whole architecture
         return f"a {type(value).__name__} module"
     text = " ".join(repr(value).split())
-    return text if len(text) <= limit else text[: limit - 5] + " ...]"
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def bad(kind: type, argument: str, value, fix: str, why: str = "") -> DiffrepError:

@@ -88,9 +88,9 @@ def test_partial_and_inverse_spans_run_what_they_say():
 
 @pytest.mark.parametrize("fn", [samplers.nfe, samplers.steps_for_nfe])
 @pytest.mark.parametrize("name,count,match", [
-    ("rk4", 10, "name: got 'rk4'; choose a sampler of"), ("heun", 0, "got 0; pass a positive integer"),
-    ("euler", -3, "got -3; pass a positive integer"), ("euler", 2.5, "got 2.5; pass a positive integer"),
-    ("euler", True, "got True; pass a positive integer")])
+    ("rk4", 10, "name: got 'rk4'; choose a sampler of"), ("heun", 0, "got 0 .*; pass a positive integer"),
+    ("euler", -3, "got -3 .*; pass a positive integer"), ("euler", 2.5, "got 2.5 .*; pass a positive integer"),
+    ("euler", True, "got True .*; pass a positive integer")])
 def test_nfe_bookkeeping_refuses_unknown_samplers_and_budgets(fn, name, count, match):
     with pytest.raises(GridError, match=match):
         fn(name, count)
@@ -99,9 +99,9 @@ def test_nfe_bookkeeping_refuses_unknown_samplers_and_budgets(fn, name, count, m
 # --- schedules and grids -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,match", [
-    ((1000, 0, "trailing"), "n: got 0; take between 1 and T = 1000"),
-    ((1000, 1001, "linspace"), "n: got 1001; take between 1 and T = 1000"),
-    ((0, 1, "leading"), "T: got 0;"), ((1000, 10, "uniform"), "spacing: got 'uniform'; choose one of"),
+    ((1000, 0, "trailing"), "n: got 0 .*; take between 1 and T = 1000"),
+    ((1000, 1001, "linspace"), "n: got 1001 .*; take between 1 and T = 1000"),
+    ((0, 1, "leading"), "T: got 0 .*; pass the number of training steps"), ((1000, 10, "uniform"), "spacing: got 'uniform'; choose one of"),
     ((1000, 10.0, "trailing"), "n: got 10.0"),
 ])
 def test_timesteps_arguments(args, match):
@@ -120,11 +120,11 @@ def test_karras_grid_arguments(args, match):
 
 def test_sampling_helpers_arguments():
     D = denoisers.VPDenoiser(MLP(MLPConfig()), ABAR)
-    with pytest.raises(GridError, match="steps: got 0; pass a positive number of steps"):
+    with pytest.raises(GridError, match="steps: got 0 .*; pass a positive number of steps"):
         sampling.sigma_grid(D, 0)
     with pytest.raises(GridError, match="kind: got 'cosine'; choose 'karras' or 'trailing'"):
         sampling.sigma_grid(D, 5, "cosine")
-    with pytest.raises(InputError, match="n: got 0; pass a positive integer"):
+    with pytest.raises(InputError, match="n: got 0 .*; pass a positive integer"):
         sampling.generate(D, 0, sampler="euler", sigmas=GOOD, shape=(2,))
     with pytest.raises(InputError, match="batch: got 0"):
         sampling.generate(D, 4, sampler="euler", sigmas=GOOD, shape=(2,), batch=0)
@@ -170,10 +170,10 @@ def test_vp_denoiser_calls(unet, x, sigma, cond, match):
         D(x, sigma, cond)
 
 
-def test_an_unconditional_network_refuses_labels_and_a_wrong_output_shape_is_named():
+def test_an_unconditional_network_ignores_labels_and_a_wrong_output_shape_is_named():
     D = denoisers.VPDenoiser(UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2, num_classes=None)), ABAR)
-    with pytest.raises(InputError, match="cond: .*this network is unconditional: pass cond=None"):
-        D(torch.randn(2, 1, 28, 28), 1.0, torch.tensor([0, 1]))
+    x = torch.randn(2, 1, 28, 28)                                 # classifier guidance passes the classes through
+    assert torch.equal(D(x, 1.0, torch.tensor([0, 7])), D(x, 1.0))
 
     class Logits(torch.nn.Module):                                  # a classifier without the output_kind mark
         def forward(self, x, t):
@@ -187,7 +187,7 @@ def test_an_unconditional_network_refuses_labels_and_a_wrong_output_shape_is_nam
 @pytest.mark.parametrize("make,match", [
     (lambda D, clf: guidance.cfg(D, math.nan, 3), "scale: got nan; pass a finite number"),
     (lambda D, clf: guidance.cfg(D, "2", 3), "scale: got '2'"),
-    (lambda D, clf: guidance.cfg(D, 2.0, None), "null: got None; pass the network's null label id"),
+    (lambda D, clf: guidance.cfg(D, 2.0, None), "null: got None .*; pass the network's null label id"),
     (lambda D, clf: guidance.cfg(D, 2.0, 3, interval=(5.0, 1.0)), r"interval: got \(5.0, 1.0\)"),
     (lambda D, clf: guidance.cfg("D", 2.0, 3), "denoiser: got 'D'; pass a denoiser"),
     (lambda D, clf: guidance.classifier_guidance(D, D.net, 1.0, D.sigmas), "classifier: .*noise-aware classifier"),
@@ -205,7 +205,7 @@ def test_bridge_arguments(unet):
     D = denoisers.VPDenoiser(unet, ABAR)
     with pytest.raises(InputError, match="scheduler: got \"prediction_type='v_prediction'\""):
         diffusers_bridge.sample(D, DDIMScheduler(prediction_type="v_prediction"), torch.randn(1, 1, 28, 28), 5)
-    with pytest.raises(GridError, match="steps: got 0; pass 1 to 1000 steps"):
+    with pytest.raises(GridError, match="steps: got 0 .*; pass 1 to 1000 steps"):
         diffusers_bridge.sample(D, DDIMScheduler(), torch.randn(1, 1, 28, 28), 0)
     with pytest.raises(InputError, match="kind: got 'score'"):
         parameterisation.to_x0(torch.zeros(1), "score", torch.zeros(1), torch.ones(1), torch.ones(1))
@@ -227,8 +227,8 @@ def test_extract_refuses_timesteps_it_would_wrap_or_truncate(unet, t, match):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(layers="up.1"), "layers: got 'up.1'; pass a list of module paths"),
     (dict(layers=[]), "layers: got \\[\\]; pass a list"),
-    (dict(ensemble=0), "ensemble: got 0; pass a positive number"),
-    (dict(y=torch.tensor([0])), "y: got .*one label per image"),
+    (dict(ensemble=0), "ensemble: got 0 .*; pass a positive number"),
+    (dict(y=torch.tensor([0])), "y: got .*one integer label per image"),
     (dict(x=torch.zeros(2, 1, 28, 28, dtype=torch.uint8)), "x: got .*uint8.*float tensor"),
     (dict(noise=[0.0]), "noise: got \\[0.0\\]; pass a tensor shaped like x"),
     (dict(abar=-ABAR), "abar: got .*alphas_cumprod"),
@@ -265,7 +265,7 @@ def test_a_layer_listed_twice_equals_once_and_integral_float_t_equals_int(unet):
 # --- generation and the zoo --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,kind,match", [
-    (dict(nfe=0), GridError, "nfe: got 0; pass a positive integer"),
+    (dict(nfe=0), GridError, "nfe: got 0 .*; pass a positive integer"),
     (dict(sampler="rk4"), GridError, "sampler: got 'rk4'; choose one of"),
     (dict(n=0), InputError, "n: got 0"), (dict(seed=-1), InputError, "seed: got -1"),
     (dict(grid="cosine"), GridError, "grid: got 'cosine'"), (dict(guide="cgf"), InputError, "guide: got 'cgf'"),
@@ -281,7 +281,7 @@ def test_sample_set_checks_before_computing_or_memoising(cache, kwargs, kind, ma
 
 @pytest.mark.parametrize("call,match", [
     (lambda: zoo.get("resnet9000"), "name: got 'resnet9000' .*the zoo has"),
-    (lambda: zoo.get("unet_fmnist", "quick", seed=-2), "seed: got -2; pass a training seed >= 0"),
+    (lambda: zoo.get("unet_fmnist", "quick", seed=-2), "seed: got -2 .*; pass a training seed >= 0"),
     (lambda: zoo.get("unet_fmnist", "quick", seed=1.5), "seed: got 1.5"),
     (lambda: zoo.record("unet_fmnist", "quick", seed=-1), "seed: got -1"),
     (lambda: zoo.denoiser("unet_fmnist", "quick", seed=-1), "seed: got -1"),

@@ -52,9 +52,9 @@ class RawFile(bytes):
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch):
     monkeypatch.delenv("DIFFREP_DATA", raising=False)
-    fm.load.cache_clear()
+    fm.cache_clear()
     yield
-    fm.load.cache_clear()
+    fm.cache_clear()
 
 
 # ----------------------------------------------------------------------------------------------- damaged IDX files
@@ -145,7 +145,7 @@ def test_valid_files_still_load_identically(tmp_path):
     write_split(tmp_path / "ok", "train", n=7, value=33)
     write_split(tmp_path / "raw", "train", n=7, value=33, gz=False)
     for folder in ("ok", "raw"):
-        fm.load.cache_clear()
+        fm.cache_clear()
         x, y = fm.to_tensors(fm.load("train", debian_dir=tmp_path / folder, hub=None))
         assert x.shape == (7, 1, 28, 28) and torch.equal(x, torch.full_like(x, 33 / 127.5 - 1))
         assert y.tolist() == [i % 10 for i in range(7)]

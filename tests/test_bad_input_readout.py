@@ -266,7 +266,7 @@ IMGS = torch.randn(3, 1, 8, 8, generator=g)
     (lambda: fw.probe_grid({"0/a": GTR["0/a"]}, Y, GTE, YT), GridError, "train", "the same cells"),
     (lambda: fw.probe_grid(GTR, Y, GTE, YT, probe="svm"), InputError, "probe", "choose 'linear' or 'knn'"),
     (lambda: fw.probe_grid(X, Y, XT, YT), InputError, "train", "grid {cell(t, layer)"),
-    (lambda: fw.probe_grid({**GTR, "5/b": X[:20]}, Y, GTE, YT), InputError, "train['5/b']", "one row per label"),
+    (lambda: fw.probe_grid({**GTR, "5/b": X[:20]}, Y, GTE, YT), InputError, "train_y", "one label per row of train['5/b']"),
     (lambda: fw.probe_grid(GTR, Y, {**GTE, "0/b": nan_at(XT)}, YT), InputError, "test['0/b']", "NaN or inf"),
     (lambda: fw.probe_grid(GTR, Y, {**GTE, "5/a": XT[:, :3]}, YT), InputError, "test['5/a']", "width, 5"),
     (lambda: fw.probe_grid({**GTR, "0/a": X.view(24, 5, 1, 1)}, Y, GTE, YT), InputError, "train['0/a']",

@@ -26,9 +26,9 @@ def write_idx(folder, split, n, value, gz=True):
 
 @pytest.fixture(autouse=True)
 def _fresh():
-    fm.load.cache_clear()
+    fm.cache_clear()
     yield
-    fm.load.cache_clear()
+    fm.cache_clear()
 
 
 def test_diffrep_data_comes_first(tmp_path, monkeypatch):

@@ -1,7 +1,6 @@
 """The disk memo never serves a wrong or stale result: keys see every element of a tensor and the library's code,
 results round-trip exactly, foreign and truncated files are rebuilt with a warning, and a failing write keeps
 the previous file and still returns the result."""
-import errno
 import shutil
 
 import pytest
@@ -116,19 +115,13 @@ def test_a_truncated_file_is_recomputed_with_a_warning(cache):
     assert len(calls) == 2
 
 
-def _full_disk(tensors, filename, metadata=None):
-    with open(filename, "wb") as f:                                # a partial temporary file, then the error
-        f.write(b"partial")
-    raise OSError(errno.ENOSPC, "No space left on device")
-
-
-def test_a_failing_write_returns_the_result_and_leaves_no_temporary_file(cache, monkeypatch):
+def test_a_failing_write_returns_the_result_and_leaves_no_temporary_file(cache, request):
     calls.clear()
     memo.cached(produce, 7)
     (path,) = (cache / "memo").glob("produce-*.safetensors")
     path.write_bytes(path.read_bytes()[:-3])                       # a bad file: the next call rewrites this key
     bad_bytes = path.read_bytes()
-    monkeypatch.setattr(memo, "save_file", _full_disk)
+    request.getfixturevalue("full_disk")                           # from here on, the disk is full
     with pytest.warns(RuntimeWarning) as record:
         r = memo.cached(produce, 7)
     assert torch.equal(r["x"], torch.arange(4) * 7) and len(calls) == 2        # the caller still gets the result
@@ -140,12 +133,12 @@ def test_a_failing_write_returns_the_result_and_leaves_no_temporary_file(cache, 
     assert files(cache) == [path.name]
 
 
-def test_a_failing_overwrite_leaves_the_previous_file_intact(cache, monkeypatch):
+def test_a_failing_overwrite_leaves_the_previous_file_intact(cache, request):
     calls.clear()
     first = memo.cached(produce, 4)
     (path,) = (cache / "memo").glob("produce-*.safetensors")
     before = path.read_bytes()
-    monkeypatch.setattr(memo, "save_file", _full_disk)
+    request.getfixturevalue("full_disk")
     with pytest.warns(RuntimeWarning, match="could not store"):
         memo._write(path, {"x": torch.zeros(2)}, memo.key(produce, (4,), {}, ()), "produce")
     assert path.read_bytes() == before and files(cache) == [path.name]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import GridError, InputError, bad, integer
+from ..errors import GridError, InputError, bad, check_int
 from . import schedules
 from .forward_process import per_sample
 
@@ -44,8 +44,8 @@ def sample(denoiser, scheduler, x_T: Tensor, steps: int, *, cond=None, generator
     if scheduler.config.prediction_type != "epsilon":
         raise bad(InputError, "scheduler", f"prediction_type={scheduler.config.prediction_type!r}",
                   "the bridge hands the scheduler eps: create it with prediction_type='epsilon'")
-    if not integer(steps) or not 1 <= steps <= scheduler.config.num_train_timesteps:
-        raise bad(GridError, "steps", steps, f"pass 1 to {scheduler.config.num_train_timesteps} steps")
+    steps = check_int(steps, "steps", f"pass 1 to {scheduler.config.num_train_timesteps} steps",
+                      high=scheduler.config.num_train_timesteps, kind=GridError)
     scheduler.set_timesteps(steps)
     model = eps_model(denoiser, scheduler, cond)
     x = x_T * scheduler.init_noise_sigma

@@ -15,28 +15,49 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import InputError, bad, integer, real
+from ..errors import InputError, bad, check_int, real
 from . import schedules
 from .forward_process import per_sample
 
 Tensor = torch.Tensor
 
 
-def _check_scale(scale) -> None:
-    if not real(scale):
-        raise bad(InputError, "scale", scale, "pass a finite number (0 = unguided, 1 = conditional for CFG)")
-
-
-def _check_denoiser(denoiser) -> None:
+def _check_guidance(denoiser, scale, null, null_required: bool) -> None:
+    """The arguments every guidance wrapper shares, checked once when it is built."""
     if not callable(denoiser):
         raise bad(InputError, "denoiser", denoiser, "pass a denoiser D(x, sigma, cond), e.g. dr.zoo.denoiser(name)")
-
-
-def _check_null(null, required: bool) -> None:
-    if null is None and not required:
+    if not real(scale):
+        raise bad(InputError, "scale", scale, "pass a finite number (0 = unguided, 1 = conditional for CFG)")
+    if null is None and not null_required:
         return
-    if not integer(null) or null < 0:
-        raise bad(InputError, "null", null, "pass the network's null label id, D.net.null_label (an int >= 0)")
+    check_int(null, "null", "pass the network's null label id, D.net.null_label", low=0)
+    own = getattr(getattr(denoiser, "net", None), "null_label", None)
+    if own is not None and null != own:
+        raise bad(InputError, "null", null, f"pass the network's own null label, {own} (D.net.null_label)")
+
+
+def _check_cfg(denoiser, scale, null, interval) -> None:
+    _check_guidance(denoiser, scale, null, null_required=True)
+    if interval is not None and (not isinstance(interval, (tuple, list)) or len(interval) != 2
+                                 or not all(real(v) for v in interval) or not 0 <= interval[0] <= interval[1]):
+        raise bad(InputError, "interval", interval, "pass (sigma_lo, sigma_hi) with 0 <= sigma_lo <= sigma_hi, "
+                  "or None to guide at every level")
+
+
+def _check_classifier_guidance(denoiser, classifier, scale, sigmas_table, null) -> None:
+    _check_guidance(denoiser, scale, null, null_required=False)
+    if not callable(classifier) or getattr(classifier, "output_kind", "logits") != "logits":
+        raise bad(InputError, "classifier", classifier, "pass a noise-aware classifier classifier(x_t, t) -> logits, "
+                  "e.g. dr.zoo.get('noisy_classifier_fmnist')")
+    table = torch.as_tensor(sigmas_table)
+    if table.dim() != 1 or len(table) < 2 or not torch.isfinite(table).all() or (table <= 0).any() \
+            or (table[1:] <= table[:-1]).any():
+        raise bad(InputError, "sigmas_table", sigmas_table, "pass the classifier's training noise levels, increasing "
+                  "with t: dr.schedules.sigma_from_abar(abar) (a VPDenoiser's .sigmas)")
+
+
+def _no_cond(what: str) -> InputError:
+    return bad(InputError, "cond", None, f"{what} needs the requested classes: pass cond")
 
 
 def cfg(denoiser, scale: float, null: int, interval: tuple[float, float] | None = None):
@@ -46,16 +67,11 @@ def cfg(denoiser, scale: float, null: int, interval: tuple[float, float] | None 
     `interval = (sigma_lo, sigma_hi)` guides only while sigma lies inside it (Kynkäänniemi et al. 2024;
     REPA's guidance interval) and uses the conditional prediction elsewhere.
     """
-    _check_denoiser(denoiser)
-    _check_scale(scale)
-    _check_null(null, required=True)
-    if interval is not None and (len(interval) != 2 or not 0 <= interval[0] <= interval[1]):
-        raise bad(InputError, "interval", interval, "pass (sigma_lo, sigma_hi) with 0 <= sigma_lo <= sigma_hi, "
-                  "or None to guide at every level")
+    _check_cfg(denoiser, scale, null, interval)
 
     def guided(x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         if cond is None:
-            raise bad(InputError, "cond", None, "classifier-free guidance needs the requested classes: pass cond")
+            raise _no_cond("classifier-free guidance")
         sigma = torch.as_tensor(sigma, device=x.device).expand(x.shape[0])
         if scale == 1.0:
             return denoiser(x, sigma, cond)
@@ -78,17 +94,7 @@ def classifier_guidance(denoiser, classifier, scale: float, sigmas_table: Tensor
     `null` is the label the wrapped denoiser receives (an unconditional model: its null class), the
     requested class goes to the classifier only.
     """
-    _check_denoiser(denoiser)
-    _check_scale(scale)
-    _check_null(null, required=False)
-    if not callable(classifier) or getattr(classifier, "output_kind", "logits") != "logits":
-        raise bad(InputError, "classifier", classifier, "pass a noise-aware classifier classifier(x_t, t) -> logits, "
-                  "e.g. dr.zoo.get('noisy_classifier_fmnist')")
-    table = torch.as_tensor(sigmas_table)
-    if table.dim() != 1 or len(table) < 2 or not torch.isfinite(table).all() or (table <= 0).any() \
-            or (table[1:] <= table[:-1]).any():
-        raise bad(InputError, "sigmas_table", sigmas_table, "pass the classifier's training noise levels, increasing "
-                  "with t: dr.schedules.sigma_from_abar(abar) (a VPDenoiser's .sigmas)")
+    _check_classifier_guidance(denoiser, classifier, scale, sigmas_table, null)
 
     def log_p_grad(x: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
         with torch.enable_grad():
@@ -101,7 +107,7 @@ def classifier_guidance(denoiser, classifier, scale: float, sigmas_table: Tensor
 
     def guided(x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         if cond is None:
-            raise bad(InputError, "cond", None, "classifier guidance needs the requested classes: pass cond")
+            raise _no_cond("classifier guidance")
         sigma = torch.as_tensor(sigma, device=x.device).expand(x.shape[0])
         inner = torch.full_like(cond, null) if null is not None else cond
         x0 = denoiser(x, sigma, inner)

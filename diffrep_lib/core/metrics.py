@@ -16,28 +16,15 @@ from collections.abc import Mapping
 
 import torch
 
-from ..errors import InputError, bad
+from ..errors import InputError, bad, check_int, finite
 
 Tensor = torch.Tensor
 
 SIDE = 28            # the evaluation classifier's input side (Fashion-MNIST)
 
 
-def _count(value, name: str, fix: str, low: int = 1) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        v = operator.index(value)
-    except TypeError:
-        v = None
-    if v is None or v < low:
-        raise bad(InputError, name, value, fix)
-    return v
 
 
-def _finite(x: Tensor, name: str, fix: str) -> None:
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise bad(InputError, name, x, fix, f"{int((~torch.isfinite(x)).sum())} NaN or inf values")
 
 
 def _images(classifier, x, name: str = "x") -> Tensor:
@@ -58,7 +45,7 @@ def _images(classifier, x, name: str = "x") -> Tensor:
     if not x.is_floating_point():
         raise bad(InputError, name, x, "scale pixels to [-1, 1] floats first: x.float() / 127.5 - 1",
                   "integer pixels would be read as values up to 255")
-    _finite(x, name, "drop or repair the images with NaN or inf values (a diverged sampler?)")
+    finite(x, name, "drop or repair the images with NaN or inf values (a diverged sampler?)")
     lo, hi = float(x.min()), float(x.max())
     if hi > 10 or lo < -10:
         raise bad(InputError, name, x, "scale pixels to [-1, 1] first: x / 127.5 - 1 for [0, 255] pixels",
@@ -88,11 +75,11 @@ def _one_class(y) -> bool:
 
 
 def _points(x, name: str, rows: int = 1, what: str = "points (N, d)") -> Tensor:
-    if not isinstance(x, Tensor) or x.dim() != 2 or x.is_complex() or x.dtype == torch.bool:
+    if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
         raise bad(InputError, name, x, f"pass {what} as a 2-D tensor; flatten other axes first: x.flatten(1)")
     if len(x) < rows or x.shape[1] < 1:
         raise bad(InputError, name, x, f"pass at least {rows} row(s) of at least one value", "too few rows")
-    _finite(x, name, "drop or repair the rows with NaN or inf values")
+    finite(x, name, "drop or repair the rows with NaN or inf values")
     return x
 
 
@@ -100,7 +87,7 @@ def _points(x, name: str, rows: int = 1, what: str = "points (N, d)") -> Tensor:
 def features(classifier, x: Tensor, batch: int = 1000) -> Tensor:
     """Penultimate-layer features (N, 128) of the evaluation classifier, in float64; x (N, 1, 28, 28) in [-1, 1]."""
     x = _images(classifier, x)
-    batch = _count(batch, "batch", "pass a positive number of images per forward pass")
+    batch = check_int(batch, "batch", "pass a positive number of images per forward pass")
     return torch.cat([classifier.features(x[i:i + batch].float()) for i in range(0, len(x), batch)]).double()
 
 
@@ -130,8 +117,8 @@ def _check_stats(mu, cov, mu_name: str, cov_name: str, dim: int | None = None) -
         raise bad(InputError, mu_name, mu, fix + (f", with D = {dim} as for the other Gaussian" if dim else ""))
     if not isinstance(cov, Tensor) or tuple(cov.shape) != (len(mu), len(mu)):
         raise bad(InputError, cov_name, cov, fix + f": here ({len(mu)}, {len(mu)})")
-    _finite(mu, mu_name, "compute the statistics from finite features (at least 2 samples)")
-    _finite(cov, cov_name, "compute the statistics from finite features (at least 2 samples)")
+    finite(mu, mu_name, "compute the statistics from finite features (at least 2 samples)")
+    finite(cov, cov_name, "compute the statistics from finite features (at least 2 samples)")
     scale = float(cov.abs().max())
     if float((cov - cov.T).abs().max()) > 1e-4 * scale + 1e-12:
         raise bad(InputError, cov_name, cov, fix, "not symmetric: not a covariance matrix")
@@ -159,7 +146,7 @@ def sample_accuracy(classifier, x: Tensor, y: Tensor, batch: int = 1000) -> floa
     x = _images(classifier, x)
     if not _one_class(y):                            # one int (or 0-d tensor): that class for every sample
         y = _labels(y, "y", len(x))
-    batch = _count(batch, "batch", "pass a positive number of images per forward pass")
+    batch = check_int(batch, "batch", "pass a positive number of images per forward pass")
     pred = torch.cat([classifier(x[i:i + batch].float()).argmax(1) for i in range(0, len(x), batch)])
     return (pred == y).float().mean().item()
 
@@ -184,7 +171,7 @@ def denoising_errors(denoiser, x0: Tensor, sigmas: Tensor, *, generator=None) ->
     """
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.dim() < 1 or not len(x0):
         raise bad(InputError, "x0", x0, "pass clean data as a non-empty float tensor (N, ...)")
-    _finite(x0, "x0", "drop or repair the rows with NaN or inf values")
+    finite(x0, "x0", "drop or repair the rows with NaN or inf values")
     try:
         levels = torch.as_tensor(sigmas, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
@@ -206,7 +193,7 @@ def diversity(x: Tensor, y: Tensor) -> float:
     with a single sample are skipped, and at least one class needs two."""
     if not isinstance(x, Tensor) or x.dim() < 2 or x.is_complex() or x.dtype == torch.bool:
         raise bad(InputError, "x", x, "pass samples as a tensor (N, ...), one row per sample")
-    _finite(x, "x", "drop or repair the samples with NaN or inf values")
+    finite(x, "x", "drop or repair the samples with NaN or inf values")
     y = _labels(y, "y", len(x))
     if not len(x) or int(y.unique(return_counts=True)[1].max()) < 2:
         raise bad(InputError, "y", y, "pass at least two samples of one class", "no class has two samples: "

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ..errors import GridError, InputError, bad, integer
+from ..errors import GridError, InputError, bad, check_int, real
 
 Tensor = torch.Tensor
 _FIX_GRID = ("build one with dr.sampling.sigma_grid(denoiser, steps) or dr.schedules.sigmas_karras(n, sigma_min, "
@@ -96,8 +96,17 @@ def _sampler(fn):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
             raise bad(InputError, "x", x, "pass the starting noise as a float tensor (N, ...), "
                       "e.g. sigmas[0] * torch.randn(N, 1, 28, 28)")
-        if cond is not None and (not isinstance(cond, torch.Tensor) or len(cond) != len(x)):
+        if cond is not None and (not isinstance(cond, torch.Tensor) or cond.dim() == 0 or len(cond) != len(x)):
             raise bad(InputError, "cond", cond, f"pass one condition per sample: a tensor of length {len(x)}")
+        if callback is not None and not callable(callback):
+            raise bad(InputError, "callback", callback, "pass a function of one dict (i, x, sigma, sigma_next, x0), "
+                      "or None")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise bad(InputError, "generator", generator, "pass a torch.Generator, e.g. "
+                      "torch.Generator().manual_seed(0), or None")
+        if "eta" in kwargs and not (real(kwargs["eta"]) and 0 <= kwargs["eta"] <= 1):
+            raise bad(InputError, "eta", kwargs["eta"], "choose eta in [0, 1]: 0 is deterministic DDIM, 1 is DDPM's "
+                      "posterior")
         if span == "inverse" and (name not in DETERMINISTIC or kwargs.get("eta", 0)):
             raise bad(GridError, "span", span, f"only the deterministic samplers {DETERMINISTIC} (DDIM with eta = 0) "
                       "run the ODE backwards", f"sampler {name}")
@@ -151,8 +160,6 @@ def sample_ddim(denoiser, x, sigmas, *, cond=None, callback=None, generator=None
 
     eps_hat is recomputed from x0_hat, so clipping x0_hat keeps the two consistent.
     """
-    if not 0 <= eta <= 1:
-        raise bad(InputError, "eta", eta, "choose eta in [0, 1]: 0 is deterministic DDIM, 1 is DDPM's posterior")
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         abar_t, abar_prev = 1 / (1 + sigma**2), 1 / (1 + sigma_next**2)
@@ -172,8 +179,7 @@ def sample_ddim(denoiser, x, sigmas, *, cond=None, callback=None, generator=None
 def sample_ddpm(denoiser, x, sigmas, *, cond=None, callback=None, generator=None):
     """Ancestral sampling of Ho et al. 2020 (Alg. 2) with the posterior variance ('fixed_small'):
     DDIM's update with eta = 1, which is DDPM's posterior step on any sub-sequence of levels."""
-    return sample_ddim(denoiser, x, sigmas, cond=cond, callback=callback, generator=generator, eta=1.0,
-                       span="partial")
+    return sample_ddim.__wrapped__(denoiser, x, sigmas, cond=cond, callback=callback, generator=generator, eta=1.0)
 
 
 @_sampler
@@ -225,22 +231,19 @@ def _check_name(name: str) -> None:
         raise bad(GridError, "name", name, f"choose a sampler of {sorted(SAMPLERS)}")
 
 
-def _check_count(argument: str, value) -> None:
-    if not integer(value) or value < 1:
-        raise bad(GridError, argument, value, "pass a positive integer")
 
 
 def nfe(name: str, steps: int) -> int:
     """Network evaluations a sampler spends on `steps` intervals (the last one ends at sigma = 0)."""
     _check_name(name)
-    _check_count("steps", steps)
+    check_int(steps, "steps", "pass a positive integer", kind=GridError)
     return 2 * steps - 1 if name == "heun" else steps
 
 
 def steps_for_nfe(name: str, budget: int) -> int:
     """The most steps a sampler can take within `budget` network evaluations."""
     _check_name(name)
-    _check_count("budget", budget)
+    check_int(budget, "budget", "pass a positive integer", kind=GridError)
     return (budget + 1) // 2 if name == "heun" else budget
 
 

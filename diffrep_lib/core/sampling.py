@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import GridError, InputError, bad, integer
+from ..errors import GridError, InputError, bad, check_int
 from . import samplers, schedules
 from .precision import bf16_autocast
 
@@ -18,8 +18,12 @@ def sigma_grid(denoiser, steps: int, kind: str = "karras") -> Tensor:
     'karras' (Karras et al. 2022, rho = 7) spends the steps where they matter for every sampler here;
     'trailing' takes the network's own timesteps (diffusers' trailing spacing).
     """
-    if not integer(steps) or steps < 1:
-        raise bad(GridError, "steps", steps, "pass a positive number of steps (samplers.steps_for_nfe(name, nfe))")
+    steps = check_int(steps, "steps", "pass a positive number of steps (samplers.steps_for_nfe(name, nfe))",
+                      kind=GridError)
+    if not all(hasattr(denoiser, a) for a in ("sigma_min", "sigma_max", "sigmas")):
+        raise bad(InputError, "denoiser", denoiser, "pass a denoiser that knows its noise range (sigma_min, "
+                  "sigma_max, sigmas), e.g. dr.zoo.denoiser(name); for any other, build the grid with "
+                  "dr.schedules.sigmas_karras(n, sigma_min, sigma_max)")
     if kind == "karras":
         return schedules.sigmas_karras(steps, denoiser.sigma_min, denoiser.sigma_max)
     if kind == "trailing":
@@ -35,9 +39,9 @@ def generate(denoiser, n: int, *, sampler: str, sigmas: Tensor, cond: Tensor | N
     if sampler not in samplers.SAMPLERS:
         raise bad(GridError, "sampler", sampler, f"choose one of {sorted(samplers.SAMPLERS)}")
     for name, value in (("n", n), ("batch", batch)):
-        if not integer(value) or value < 1:
-            raise bad(InputError, name, value, "pass a positive integer")
-    if cond is not None and (not isinstance(cond, Tensor) or len(cond) != n):
+        check_int(value, name, "pass a positive integer")
+    check_int(seed, "seed", "pass a non-negative integer seed", low=0)
+    if cond is not None and (not isinstance(cond, Tensor) or cond.dim() == 0 or len(cond) != n):
         raise bad(InputError, "cond", cond, f"pass one condition per sample: a tensor of length n = {n}")
     sigmas = samplers.check_grid(sigmas)
     sample = samplers.SAMPLERS[sampler]
@@ -62,6 +66,7 @@ def proportional_labels(n: int, counts: tuple) -> Tensor:
     """n condition ids in proportion to `counts` (how often each id occurs in the training data; largest
     remainders round), interleaved so that every batch prefix has roughly the same mix. Self-labelled models are
     sampled this way: cluster sizes are unequal, and uniform ids would change the distribution being matched."""
+    check_int(n, "n", "pass a non-negative number of ids", low=0)
     c = torch.tensor(counts, dtype=torch.float64)
     if c.dim() != 1 or (c < 0).any() or c.sum() == 0:
         raise bad(InputError, "counts", counts, "pass how often each id occurs: non-negative, with a positive sum")

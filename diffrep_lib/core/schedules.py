@@ -16,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-from ..errors import GridError, bad, integer
+from ..errors import GridError, bad, check_int
 
 Tensor = torch.Tensor
 
@@ -77,6 +77,9 @@ def sigma_to_t(sigma: Tensor, sigmas: Tensor) -> Tensor:
     return (idx - 1 + w).to(sigma.dtype)
 
 
+SPACINGS = ("trailing", "leading", "linspace")
+
+
 def timesteps(T: int, n: int, spacing: str = "trailing") -> Tensor:
     """n of the T training steps, descending, exactly as diffusers' `timestep_spacing` options choose them.
 
@@ -85,10 +88,8 @@ def timesteps(T: int, n: int, spacing: str = "trailing") -> Tensor:
     """
     if spacing not in SPACINGS:
         raise bad(GridError, "spacing", spacing, f"choose one of {SPACINGS}")
-    if not integer(T) or T < 1:
-        raise bad(GridError, "T", T, "the number of training steps is a positive integer (len(abar))")
-    if not integer(n) or not 1 <= n <= T:
-        raise bad(GridError, "n", n, f"take between 1 and T = {T} steps")
+    T = check_int(T, "T", "pass the number of training steps, len(abar)", kind=GridError)
+    n = check_int(n, "n", f"take between 1 and T = {T} steps", high=T, kind=GridError)
     if spacing == "trailing":       # Lin et al. 2024: start at t = T-1 so the first step sees pure noise
         ts = np.round(np.arange(T, 0, -T / n)) - 1
     elif spacing == "leading":      # DDIM's original choice
@@ -98,13 +99,10 @@ def timesteps(T: int, n: int, spacing: str = "trailing") -> Tensor:
     return torch.from_numpy(ts.astype(np.int64).copy())
 
 
-SPACINGS = ("trailing", "leading", "linspace")
-
 
 def sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
     """n noise levels of Karras et al. 2022, Eq. 5, followed by 0 (float64, shape (n+1,))."""
-    if not integer(n) or n < 1:
-        raise bad(GridError, "n", n, "pass a positive number of noise levels")
+    n = check_int(n, "n", "pass a positive number of noise levels", kind=GridError)
     if not (0 < sigma_min < sigma_max < math.inf):
         raise bad(GridError, "(sigma_min, sigma_max)", (sigma_min, sigma_max),
                   "pass 0 < sigma_min < sigma_max, finite (a VPDenoiser's .sigma_min and .sigma_max)")

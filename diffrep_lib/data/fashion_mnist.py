@@ -218,10 +218,6 @@ def cache_clear() -> None:
     _tensors.cache_clear()
 
 
-load.cache_clear = tensors.cache_clear = cache_clear       # the names callers of the old lru_cache used
-load.cache_info = _load.cache_info
-tensors.cache_info = _tensors.cache_info
-
 
 def to_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
     """A Fashion-MNIST `datasets.Dataset` as (x in [-1, 1], (N, 1, 28, 28); labels (N,))."""

@@ -4,11 +4,10 @@ closed form (`denoisers.gaussian_mixture_denoiser`); used for pictures of scores
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from ..errors import InputError, bad
+from ..errors import InputError, bad, check_int
 
 Tensor = torch.Tensor
 
@@ -18,11 +17,6 @@ def _check_name(name) -> None:
         raise bad(InputError, "name", name, f"choose one of {sorted(TOYS)}", why="unknown toy distribution")
 
 
-def _int(argument: str, value, low: int | None, fix: str) -> int:
-    """`value` as an int, or the InputError naming `argument` when it is no integer (bools excluded) or < low."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
-        raise bad(InputError, argument, value, fix, why="need an integer" + (f" >= {low}" if low is not None else ""))
-    return int(value)
 
 
 def _ring(radius: float, k: int, std: float, centre=(0.0, 0.0), start=0.0, stop=2 * math.pi):
@@ -59,7 +53,7 @@ def mixture(name: str) -> tuple[Tensor, Tensor, Tensor]:
 def sample(name: str, n: int, *, generator=None) -> Tensor:
     """n points (n, 2), float32, drawn from the toy distribution `name`."""
     means, covs, weights = mixture(name)
-    n = _int("n", n, 1, "pass the number of points to draw, e.g. sample(name, 1000)")
+    n = check_int(n, "n", low=1, fix="pass the number of points to draw, e.g. sample(name, 1000)")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise bad(InputError, "generator", generator, "pass a torch.Generator (e.g. "
                   "torch.Generator().manual_seed(0)) or None for torch's global one")
@@ -74,8 +68,8 @@ def load(name: str, n: int, seed: int = 0):
     import datasets
 
     _check_name(name)
-    n = _int("n", n, 1, "pass the number of points to draw, e.g. load(name, 1000)")
-    seed = _int("seed", seed, None, "pass an integer seed, e.g. load(name, n, seed=0)")
+    n = check_int(n, "n", low=1, fix="pass the number of points to draw, e.g. load(name, 1000)")
+    seed = check_int(seed, "seed", low=None, fix="pass an integer seed, e.g. load(name, n, seed=0)")
     g = torch.Generator().manual_seed(seed)
     return datasets.Dataset.from_dict({"x": sample(name, n, generator=g).numpy()})
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from ..errors import InputError, bad
+from ..errors import InputError, bad, check_int
 
 CLASSES = ("background", "disc", "square", "triangle", "cross")
 KEYPOINTS = {  # unit-shape coordinates (x right, y down), scaled by the shape's radius around its centre
@@ -64,20 +64,14 @@ def _inside(kind: str, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
     raise bad(InputError, "kind", kind, f"choose one of {list(CLASSES[1:])}", why="unknown shape")
 
 
-def _int(argument: str, value, low: int | None, fix: str) -> int:
-    """`value` as an int, or the InputError naming `argument` when it is no integer (bools excluded) or < low."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
-        raise bad(InputError, argument, value, fix, why=f"need {argument} >= {low}" if low is not None
-                  else "need an integer")
-    return int(value)
 
 
 def generate(n: int, seed: int = 0, size: int = 32, max_shapes: int = 3, noise: float = 0.04) -> Scenes:
     """n toy scenes from one seed (the same seed gives the same scenes)."""
-    n = _int("n", n, 1, "pass the number of scenes to generate, e.g. generate(1000)")
-    seed = _int("seed", seed, None, "pass an integer seed, e.g. generate(n, seed=0)")
-    size = _int("size", size, 8, "pass the side of the square images in pixels, e.g. size=32 (the book's)")
-    max_shapes = _int("max_shapes", max_shapes, 1, "pass how many shapes a scene may hold at most, e.g. 3")
+    n = check_int(n, "n", low=1, fix="pass the number of scenes to generate, e.g. generate(1000)")
+    seed = check_int(seed, "seed", low=None, fix="pass an integer seed, e.g. generate(n, seed=0)")
+    size = check_int(size, "size", low=8, fix="pass the side of the square images in pixels, e.g. size=32 (the book's)")
+    max_shapes = check_int(max_shapes, "max_shapes", low=1, fix="pass how many shapes a scene may hold at most, e.g. 3")
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not math.isfinite(noise) or noise < 0:
         raise bad(InputError, "noise", noise, "pass the standard deviation of the pixel noise, e.g. 0.04",
                   why="need a finite number >= 0")
@@ -133,8 +127,8 @@ def pairs(scenes: Scenes, n: int, seed: int = 0) -> Tensor:
     keypoint visible in both. Drawn in a seeded random order, each (i, j) at most once."""
     if not isinstance(scenes, Scenes):
         raise bad(InputError, "scenes", scenes, "pass a Scenes from toy_scenes.generate(...) or toy_scenes.split(...)")
-    n = _int("n", n, 1, "pass the number of pairs wanted, e.g. pairs(scenes, 500)")
-    seed = _int("seed", seed, None, "pass an integer seed, e.g. pairs(scenes, n, seed=0)")
+    n = check_int(n, "n", low=1, fix="pass the number of pairs wanted, e.g. pairs(scenes, 500)")
+    seed = check_int(seed, "seed", low=None, fix="pass an integer seed, e.g. pairs(scenes, n, seed=0)")
     g = torch.Generator().manual_seed(seed)
     classes = scenes.shape_class
     counts = torch.stack([(classes == c).sum(1) for c in range(len(CLASSES) - 1)], 1)      # (N, classes)
@@ -184,4 +178,3 @@ def _split(name: str) -> Scenes:
     return generate(n, seed)
 
 
-split.cache_clear, split.cache_info = _split.cache_clear, _split.cache_info

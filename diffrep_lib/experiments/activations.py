@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError, bad
 from .. import zoo
 from ..data import fashion_mnist, toy_scenes
 from ..readout import framework as fw
@@ -32,13 +33,13 @@ BF16 = True                                     # networks in bfloat16 autocast:
 def network(model: str, profile: str, control: str):
     """The network whose activations are read: the trained zoo model or its random-weight control."""
     if control not in zoo.INITS:
-        raise ValueError(f"unknown control {control!r} for a network; choose one of {zoo.INITS}")
+        raise bad(InputError, "control", control, f"choose one of {zoo.INITS} for a network", "unknown control")
     return zoo.load(model, profile, init=control)
 
 
 def _deps(model: str, profile: str, control: str) -> tuple:
     if control not in CONTROLS:
-        raise ValueError(f"unknown control {control!r}; choose one of {CONTROLS}")
+        raise bad(InputError, "control", control, f"choose one of {CONTROLS}", "unknown control")
     return (control,) if control == "pixels" else (zoo.model_id(model, profile, init=control),)
 
 

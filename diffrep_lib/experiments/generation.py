@@ -11,13 +11,14 @@ import torch
 
 from .. import zoo
 from ..core import denoisers, diffusers_bridge, guidance, samplers
-from ..errors import GridError, InputError, bad, integer, real
+from ..errors import GridError, InputError, bad, check_int, real
 from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
 from ..support.profile import device_for
 from ..core.precision import bf16_autocast, bf16_native
 
 Tensor = torch.Tensor
+GUIDES = (None, "cfg", "classifier")          # sample_set's guidance: none, classifier-free, classifier
 
 
 @functools.lru_cache(maxsize=8)
@@ -65,10 +66,8 @@ def _check_sample_set(sampler, nfe, n, seed, grid, guide, scale) -> None:
     if sampler not in samplers.SAMPLERS:
         raise bad(GridError, "sampler", sampler, f"choose one of {sorted(samplers.SAMPLERS)}")
     for name, value in (("nfe", nfe), ("n", n)):
-        if not integer(value) or value < 1:
-            raise bad(InputError if name == "n" else GridError, name, value, "pass a positive integer")
-    if not integer(seed) or seed < 0:
-        raise bad(InputError, "seed", seed, "pass a non-negative integer seed")
+        check_int(value, name, "pass a positive integer", kind=InputError if name == "n" else GridError)
+    check_int(seed, "seed", "pass a non-negative integer seed", low=0)
     if grid not in ("karras", "trailing"):
         raise bad(GridError, "grid", grid, "choose 'karras' or 'trailing'")
     if guide not in GUIDES:
@@ -76,8 +75,6 @@ def _check_sample_set(sampler, nfe, n, seed, grid, guide, scale) -> None:
     if not real(scale):
         raise bad(InputError, "scale", scale, "pass a finite guidance scale")
 
-
-GUIDES = (None, "cfg", "classifier")
 
 
 def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed: int = 0,
@@ -93,9 +90,8 @@ def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed
     deps = (zoo.model_id(model, profile, model_seed),)
     if guide == "classifier":
         deps += (zoo.model_id("noisy_classifier_fmnist", profile),)
-    extra = {} if labels == "balanced" else {"labels": labels}     # keeps the memo keys of earlier chapters
     return memo.cached(_sample_set, model, profile, model_seed, sampler, nfe, n, seed, grid, bf16, guide,
-                       float(scale), deps=deps, **extra)
+                       float(scale), labels=labels, deps=deps)
 
 
 def _ddim_clipping(model: str, profile: str, scale: float, n: int, seed: int, steps: int) -> dict:

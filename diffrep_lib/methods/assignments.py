@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError, bad
 from .. import data, zoo
 from ..support import memo
 from ..zoo import registry
@@ -47,7 +48,7 @@ def kmeans(features: Tensor, k: int, seed: int = 0, n_init: int = 3) -> tuple[Te
     from sklearn.cluster import KMeans
 
     if not 2 <= k <= len(features):
-        raise ValueError(f"k must be between 2 and the number of samples ({len(features)}), got {k}")
+        raise bad(InputError, "k", k, f"k must be between 2 and the number of samples ({len(features)})")
     z = F.normalize(features.double(), dim=1).numpy()
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
     return torch.from_numpy(km.labels_.astype(np.int64)), torch.from_numpy(km.cluster_centers_).float()

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError, bad
 from .. import zoo
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -54,7 +55,7 @@ class HubEncoder(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[1] != 3:
-            raise ValueError(f"expected 1- or 3-channel images, got {x.shape[1]} channels")
+            raise bad(InputError, "x", x, "pass 1- or 3-channel images (N, C, H, W)")
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         x = ((x + 1) / 2 - self.mean) / self.std
         return self.model(pixel_values=x).last_hidden_state

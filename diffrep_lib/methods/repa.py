@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError, bad
 from ..core import losses
 from ..support.hooks import recording
 from ..zoo import registry
@@ -35,11 +36,11 @@ def alignment_loss(projected: Tensor, target: Tensor) -> Tensor:
     """Per-sample 1 - mean token cosine similarity (N,), for projected hidden tokens and encoder tokens (N, T, D).
     The two token grids must match (a patch-4 DiT on 28x28 images has 7x7 = 49 tokens)."""
     if projected.shape[:2] != target.shape[:2]:
-        raise ValueError(f"token grids differ: the DiT gives {tuple(projected.shape[:2])} (batch, tokens), the "
-                         f"encoder {tuple(target.shape[:2])}; choose the DiT's patch size or resample the encoder's "
-                         "tokens so that both have the same grid")
+        raise bad(InputError, "target", target, "choose the DiT's patch size or resample the encoder's tokens "
+                  "(match_grid) so that both have the same grid", f"token grids differ: the DiT gives "
+                  f"{tuple(projected.shape[:2])} (batch, tokens), the encoder {tuple(target.shape[:2])}")
     if projected.shape[2] != target.shape[2]:
-        raise ValueError(f"projector output width {projected.shape[2]} != encoder width {target.shape[2]}")
+        raise bad(InputError, "projected", projected, f"give the projector the encoder's width, {target.shape[2]}")
     return 1 - F.cosine_similarity(projected, target, dim=-1).mean(1)
 
 
@@ -49,7 +50,7 @@ def repa_terms(net, projector: Projector, target: Tensor, x_t: Tensor, t: Tensor
     the output of net.blocks[k-1]) captured: returns (the network's output, the per-sample alignment loss against
     the encoder tokens `target` of the clean images)."""
     if not 1 <= depth <= len(net.blocks):
-        raise ValueError(f"depth must be in 1..{len(net.blocks)} (the DiT's blocks), got {depth}")
+        raise bad(InputError, "depth", depth, f"choose a depth in 1..{len(net.blocks)} (the DiT's blocks)")
     with recording({"out": net.blocks[depth - 1]}) as hidden:        # keeps the graph: the term trains blocks
         out = net(x_t, t, y) if y is not None else net(x_t, t)
     return out, alignment_loss(projector(hidden["out"]), target)
@@ -79,7 +80,8 @@ def match_grid(tokens: Tensor, n: int) -> Tensor:
         return tokens
     side, new = round(tokens.shape[1] ** 0.5), round(n ** 0.5)
     if side * side != tokens.shape[1] or new * new != n:
-        raise ValueError(f"cannot resample {tokens.shape[1]} tokens to {n}: both grids must be square")
+        raise bad(InputError, "n", n, "resample between square grids (n a square number)",
+                  f"cannot resample {tokens.shape[1]} tokens to {n}")
     grid = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, side, side)
     return F.interpolate(grid, size=(new, new), mode="bilinear", align_corners=False).flatten(2).transpose(1, 2)
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InputError, bad
 from .. import data
 from ..readout import probes
 from ..zoo import registry
@@ -51,7 +52,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.2) -> Tensor:
     """Per-sample NT-Xent loss (N,) for two views' embeddings z1, z2 (N, D): each embedding must pick its partner
     out of the other 2N - 2 embeddings of the batch by cosine similarity / temperature."""
     if z1.shape != z2.shape:
-        raise ValueError(f"the two views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise bad(InputError, "z2", z2, f"pass two views of the same shape, {tuple(z1.shape)}")
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     logits = z @ z.T / temperature

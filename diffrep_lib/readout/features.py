@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..core import forward_process, schedules
 from ..core.denoisers import VPDenoiser, check_input
-from ..errors import InputError, bad, integer
+from ..errors import InputError, bad, check_int
 from ..support.hooks import first, recording
 
 
@@ -32,7 +32,7 @@ def carry_schedule(net, abar):
 
 def _network_and_schedule(model, abar):
     if isinstance(model, VPDenoiser):
-        return model.net, schedules.abar_from_sigma(model.sigmas).float() if abar is None else abar
+        return model.net, schedules.abar_from_sigma(model.sigmas).float() if abar is None else _check_abar(abar)
     if abar is None:
         abar = getattr(model, "schedule_abar", None)          # the zoo's networks carry their recipe's schedule
     if abar is None:
@@ -103,13 +103,16 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
     """
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
         raise bad(InputError, "x", x, "pass clean images as a float tensor (N, C, H, W) in the model's data range")
-    if not integer(ensemble) or ensemble < 1:
-        raise bad(InputError, "ensemble", ensemble, "pass a positive number of noise draws (1 = one draw)")
-    if y is not None and (not isinstance(y, Tensor) or y.dim() != 1 or len(y) != len(x)):
-        raise bad(InputError, "y", y, f"pass one label per image: a 1-D tensor of length {len(x)}")
+    ensemble = check_int(ensemble, "ensemble", "pass a positive number of noise draws (1 = one draw)")
+    if y is not None and (not isinstance(y, Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point()):
+        raise bad(InputError, "y", y, f"pass one integer label per image: a long tensor of length {len(x)}")
     layers = _check_layers(layers)
     net, abar = _network_and_schedule(model, abar)
     check_input(net, x)
+    null = getattr(net, "null_label", None)
+    if y is not None and null is not None and y.device.type == "cpu" and ((y < 0).any() or (y > null).any()):
+        raise bad(InputError, "y", y, f"labels run from 0 to {null - 1}, and {null} is the null label",
+                  f"values from {int(y.min())} to {int(y.max())}")
     modules = dict(net.named_modules())
     missing = [p for p in layers if p not in modules]
     if missing:

@@ -23,12 +23,10 @@ import torch
 from torch import Tensor
 
 from ..core.precision import bf16_autocast
-from ..errors import GridError, InputError, bad
+from ..errors import GridError, InputError, bad, check_int
 from . import features, probes
 
 
-def _count(value, name: str, fix: str, low: int = 1) -> int:
-    return probes._int(value, name, low, fix=fix)
 
 
 def _images(x) -> Tensor:
@@ -66,7 +64,7 @@ def noise_draws(x: Tensor, seed: int, ensemble: int = 1) -> Tensor:
     """`ensemble` seeded noise draws shaped like x: ``(ensemble, *x.shape)``."""
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise bad(InputError, "x", x, "pass the float tensor the noise is for (images as x.float() in [-1, 1])")
-    ensemble = _count(ensemble, "ensemble", "pass a positive number of noise draws (1 = one draw)")
+    ensemble = check_int(ensemble, "ensemble", "pass a positive number of noise draws (1 = one draw)")
     g = torch.Generator().manual_seed(seed)
     return torch.randn((ensemble, *x.shape), generator=g).to(x.device, x.dtype)
 
@@ -86,7 +84,7 @@ def cell(t: int, layer: str) -> str:
         raise bad(GridError, "t", t, "pass an integer timestep, e.g. 25")
     if not isinstance(layer, str) or not layer:
         raise bad(InputError, "layer", layer, "pass a module path as a string, e.g. 'up.1'")
-    return f"{t}/{layer}"
+    return f"{int(t)}/{layer}"
 
 
 def split_cell(key: str) -> tuple[int, str]:
@@ -111,11 +109,11 @@ def feature_vectors(model, x: Tensor, ts, layers, *, pool_size: int | None = 2, 
     elsewhere); the features are returned in float32."""
     x = _images(x)
     ts, layers = _grid_axes(ts, layers)
-    batch = _count(batch, "batch", "pass a positive number of images per forward pass")
+    batch = check_int(batch, "batch", "pass a positive number of images per forward pass")
     if pool_size is not None:
-        _count(pool_size, "pool_size", "pass a positive side for the pooled maps (2: 2x2), or None for a global "
+        check_int(pool_size, "pool_size", "pass a positive side for the pooled maps (2: 2x2), or None for a global "
                "average")
-    _count(extras, "extras", "pass the number of leading non-patch tokens (0 for a U-Net)", low=0)
+    check_int(extras, "extras", "pass the number of leading non-patch tokens (0 for a U-Net)", low=0)
     eps = noise_draws(x, seed)[0]
     out: dict[str, list[Tensor]] = {}
     for t in ts:
@@ -152,9 +150,9 @@ def dense_features(model, x: Tensor, t: int, layers, *, size: int, extras: int =
     the maps are averaged over that many noise draws (DIFT averages 8)."""
     x = _images(x)
     layers = _layers(layers)
-    size = _count(size, "size", "pass the output side in pixels, usually the images' (x.shape[-1])")
-    batch = _count(batch, "batch", "pass a positive number of images per forward pass")
-    _count(extras, "extras", "pass the number of leading non-patch tokens (0 for a U-Net)", low=0)
+    size = check_int(size, "size", "pass the output side in pixels, usually the images' (x.shape[-1])")
+    batch = check_int(batch, "batch", "pass a positive number of images per forward pass")
+    check_int(extras, "extras", "pass the number of leading non-patch tokens (0 for a U-Net)", low=0)
     eps = noise_draws(x, seed, ensemble)
     chunks = []
     for i in range(0, len(x), batch):
@@ -171,7 +169,7 @@ def probe_grid(train: dict[str, Tensor], train_y: Tensor, test: dict[str, Tensor
     Every cell is checked before any probe runs: a bad cell fails at once, named, not after the others trained."""
     if probe not in ("linear", "knn"):
         raise bad(InputError, "probe", probe, "choose 'linear' or 'knn'", "unknown probe")
-    probes._check_cfg(cfg)
+    probes.check_config(cfg)
     for name, grid in (("train", train), ("test", test)):
         if not isinstance(grid, Mapping):
             raise bad(InputError, name, grid, "pass a grid {cell(t, layer): (N, D) features}, as feature_vectors "
@@ -185,21 +183,16 @@ def probe_grid(train: dict[str, Tensor], train_y: Tensor, test: dict[str, Tensor
         raise bad(GridError, name, sorted(test if only_train else train, key=str), "give train and test the same "
                   "cells: split one feature_vectors grid by rows", f"missing cells {cells}: cells in only one of "
                   "the train and test grids")
-    for k in train:
-        for name, grid, labels in (("train", train, train_y), ("test", test, test_y)):
-            if isinstance(grid[k], Tensor) and isinstance(labels, Tensor) and grid[k].dim() >= 1 \
-                    and labels.dim() == 1 and len(grid[k]) != len(labels):
-                raise bad(InputError, f"{name}[{k!r}]", grid[k], f"give every cell one row per label of {name}_y "
-                          f"({len(labels)})", f"{len(grid[k])} rows")
-        y, yt = probes._check_probe_inputs(train[k], train_y, test[k], test_y,
-                                           (f"train[{k!r}]", "train_y", f"test[{k!r}]", "test_y"))
+    for k in train:                                     # every cell checked before any probe trains
+        probes.check_inputs(train[k], train_y, test[k], test_y,
+                            (f"train[{k!r}]", "train_y", f"test[{k!r}]", "test_y"))
         if probe == "knn" and len(train[k]) < 20:
             raise bad(InputError, f"train[{k!r}]", train[k], "pass at least 20 training examples (k-NN votes "
                       "with k = 20) or use probe='linear'")
     if probe == "linear":
-        score = lambda k: probes._linear_probe(train[k], y, test[k], yt, cfg)
+        score = lambda k: probes.linear_probe(train[k], train_y, test[k], test_y, cfg)
     else:
-        score = lambda k: probes._knn_accuracy(train[k], y, test[k], yt, 20)
+        score = lambda k: probes.knn_accuracy(train[k], train_y, test[k], test_y, 20)
     return grid_search(score, list(train))
 
 

@@ -14,30 +14,17 @@ dtype or range, NaN or inf, a single training class, k outside 1..N, ...); the c
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import InputError, bad
+from ..errors import InputError, bad, check_int, finite
 
 
 # ------------------------------------------------------------------------------- argument checks
 
-def _int(value, name: str, low: int, high: int | None = None, fix: str = "") -> int:
-    """value as an int in [low, high], or the InputError that says so (bools and fractional numbers refused)."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        v = operator.index(value)
-    except TypeError:
-        v = None
-    if v is None or v < low or (high is not None and v > high):
-        span = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-        raise bad(InputError, name, value, fix or f"pass {span}")
-    return v
 
 
 def _positive(value, name: str, fix: str, zero: bool = False) -> float:
@@ -59,9 +46,6 @@ def _tensor(x, name: str, what: str) -> Tensor:
     return x
 
 
-def _finite(x: Tensor, name: str, fix: str) -> None:
-    if (x.is_floating_point() or x.is_complex()) and not torch.isfinite(x).all():
-        raise bad(InputError, name, x, fix, f"{int((~torch.isfinite(x)).sum())} NaN or inf values")
 
 
 def _vectors(x, name: str, rows: int = 1) -> Tensor:
@@ -76,7 +60,7 @@ def _vectors(x, name: str, rows: int = 1) -> Tensor:
     if len(x) < rows or x.shape[1] < 1:
         raise bad(InputError, name, x, f"pass at least {rows} example(s) with at least one feature each",
                   "empty" if not x.numel() else f"{len(x)} example(s)")
-    _finite(x, name, "drop or repair the examples with NaN or inf features (a diverged network or a bad "
+    finite(x, name, "drop or repair the examples with NaN or inf features (a diverged network or a bad "
                      "normalisation upstream)")
     return x
 
@@ -98,9 +82,10 @@ def _class_ids(y, name: str, n: int, rows: str) -> Tensor:
     return y if y.dtype == torch.int64 else y.long()
 
 
-def _check_probe_inputs(train_x, train_y, test_x, test_y,
-                        names=("train_x", "train_y", "test_x", "test_y")) -> tuple[Tensor, Tensor]:
-    """The checks of every probe on (N, D) features and class labels; returns the labels as int64."""
+def check_inputs(train_x, train_y, test_x, test_y,
+                 names=("train_x", "train_y", "test_x", "test_y")) -> tuple[Tensor, Tensor]:
+    """The checks every probe runs on (N, D) features and their class labels (`names` as the messages call them);
+    returns the labels as int64. framework.probe_grid runs them on every cell before training any probe."""
     nx, ny, tx, ty = names
     train_x, test_x = _vectors(train_x, nx, rows=2), _vectors(test_x, tx)
     if test_x.shape[1] != train_x.shape[1]:
@@ -132,13 +117,14 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _int(self.steps, "ProbeConfig.steps", 1, fix="pass a positive number of optimiser steps (150 by default)")
+        check_int(self.steps, "ProbeConfig.steps", low=1, fix="pass a positive number of optimiser steps (150 by default)")
         _positive(self.lr, "ProbeConfig.lr", "pass a positive, finite learning rate (0.02 by default)")
         _positive(self.weight_decay, "ProbeConfig.weight_decay", "pass a finite weight decay >= 0", zero=True)
-        _int(self.seed, "ProbeConfig.seed", 0, fix="pass a non-negative integer seed")
+        check_int(self.seed, "ProbeConfig.seed", low=0, fix="pass a non-negative integer seed")
 
 
-def _check_cfg(cfg) -> None:
+def check_config(cfg) -> None:
+    """A ProbeConfig, or the InputError that says so."""
     if not isinstance(cfg, ProbeConfig):
         raise bad(InputError, "cfg", cfg, "pass a ProbeConfig, e.g. ProbeConfig(steps=300)")
 
@@ -147,8 +133,8 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
                  cfg: ProbeConfig = ProbeConfig()) -> float:
     """Test accuracy of a linear classifier trained on standardised frozen features (N, D), on their device.
     Labels are class ids 0..C-1 (any integer dtype); the training labels must hold at least two classes."""
-    _check_cfg(cfg)
-    train_y, test_y = _check_probe_inputs(train_x, train_y, test_x, test_y)
+    check_config(cfg)
+    train_y, test_y = check_inputs(train_x, train_y, test_x, test_y)
     return _linear_probe(train_x, train_y, test_x, test_y, cfg)
 
 
@@ -176,13 +162,13 @@ def _linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tens
 def knn_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, k: int = 20) -> float:
     """Test accuracy of a k-nearest-neighbour vote by cosine similarity of standardised features;
     1 <= k <= the number of training examples."""
-    train_y, test_y = _check_probe_inputs(train_x, train_y, test_x, test_y)
+    train_y, test_y = check_inputs(train_x, train_y, test_x, test_y)
     k = _check_k(k, len(train_x))
     return _knn_accuracy(train_x, train_y, test_x, test_y, k)
 
 
 def _check_k(k, n: int, name: str = "k") -> int:
-    return _int(k, name, 1, n, fix=f"pass an integer k with 1 <= k <= {n}, the number of training examples")
+    return check_int(k, name, low=1, high=n, fix=f"pass an integer k with 1 <= k <= {n}, the number of training examples")
 
 
 @torch.no_grad()
@@ -197,10 +183,10 @@ def few_label_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Te
                     draws: int = 5, cfg: ProbeConfig = ProbeConfig()) -> tuple[float, float]:
     """Linear probe from `per_class` labels per class, over `draws` fixed random draws: (mean, std).
     Every class of train_y must have at least `per_class` examples."""
-    _check_cfg(cfg)
-    train_y, test_y = _check_probe_inputs(train_x, train_y, test_x, test_y)
-    per_class = _int(per_class, "per_class", 1, fix="pass a positive number of labelled examples per class")
-    draws = _int(draws, "draws", 1, fix="pass a positive number of random draws (5 by default)")
+    check_config(cfg)
+    train_y, test_y = check_inputs(train_x, train_y, test_x, test_y)
+    per_class = check_int(per_class, "per_class", low=1, fix="pass a positive number of labelled examples per class")
+    draws = check_int(draws, "draws", low=1, fix="pass a positive number of random draws (5 by default)")
     classes, counts = train_y.unique(return_counts=True)
     if per_class > int(counts.min()):
         c = int(classes[counts.argmin()])
@@ -248,7 +234,7 @@ def _maps(feats, name: str) -> Tensor:
     if feats.dim() != 4 or feats.is_complex() or feats.dtype == torch.bool or not feats.numel():
         raise bad(InputError, name, feats, "pass per-pixel features (N, F, H, W) at the masks' resolution "
                   "(framework.dense_features returns them)")
-    _finite(feats, name, "drop or repair the images with NaN or inf features")
+    finite(feats, name, "drop or repair the images with NaN or inf features")
     return feats
 
 
@@ -272,16 +258,16 @@ def train_pixel_ensemble(feats: Tensor, masks: Tensor, classes: int, models: int
                          batch: int = 256, lr: float = 1e-3, seed: int = 0) -> list[PixelMLP]:
     """An ensemble of pixel MLPs trained on the pixels of labelled images: feats (N, F, H, W) at the masks'
     resolution, masks (N, H, W) class ids. Each member has its own initialisation and pixel order."""
-    classes = _int(classes, "classes", 1, fix="pass the number of classes, e.g. len(toy_scenes.CLASSES)")
+    classes = check_int(classes, "classes", low=1, fix="pass the number of classes, e.g. len(toy_scenes.CLASSES)")
     feats = _maps(feats, "feats")
     n, _, h, w = feats.shape
     masks = _class_map(masks, "masks", classes, (n, h, w), " (feats is (N, F, H, W); upsample the features to "
                        "the masks' size with framework.dense_features(..., size=H))")
     if masks.dtype not in (torch.int64, torch.uint8):
         masks = masks.long()
-    models = _int(models, "models", 1, fix="pass a positive ensemble size (5 by default)")
-    steps = _int(steps, "steps", 1, fix="pass a positive number of training steps")
-    batch = _int(batch, "batch", 2, fix="pass a batch of at least 2 pixels (the MLPs' BatchNorm needs two)")
+    models = check_int(models, "models", low=1, fix="pass a positive ensemble size (5 by default)")
+    steps = check_int(steps, "steps", low=1, fix="pass a positive number of training steps")
+    batch = check_int(batch, "batch", low=2, fix="pass a batch of at least 2 pixels (the MLPs' BatchNorm needs two)")
     _positive(lr, "lr", "pass a positive, finite learning rate (1e-3 by default)")
     x, y = _pixels(feats.float()), masks.flatten()
     out = []
@@ -319,7 +305,7 @@ def predict_pixels(models: list[PixelMLP], feats: Tensor) -> Tensor:
 def miou(pred: Tensor, target: Tensor, classes: int) -> float:
     """Mean intersection over union over the classes that occur in the target or the prediction: pred and
     target of one shape, class ids in 0..classes-1."""
-    classes = _int(classes, "classes", 1, fix="pass the number of classes")
+    classes = check_int(classes, "classes", low=1, fix="pass the number of classes")
     target = _class_map(target, "target", classes)
     pred = _class_map(pred, "pred", classes, target.shape, " (the target's shape)")
     ious = []
@@ -363,13 +349,13 @@ def _feature_map(f, name: str) -> Tensor:
 def match_points(src: Tensor, tgt: Tensor, points: Tensor, image_size: int) -> Tensor:
     """DIFT's matching: upsample both feature maps (C, h, w) to the image size, L2-normalise the channels, and
     send each source point (K, 2) in pixel (x, y) to the target pixel of highest cosine similarity."""
-    image_size = _int(image_size, "image_size", 1, fix="pass the images' side in pixels")
+    image_size = check_int(image_size, "image_size", low=1, fix="pass the images' side in pixels")
     src, tgt = _feature_map(src, "src"), _feature_map(tgt, "tgt")
     if tgt.shape[0] != src.shape[0]:
         raise bad(InputError, "tgt", tgt, f"pass a target map with the source's {src.shape[0]} channels (the same "
                   "t and layer)")
-    _finite(src, "src", "repair the source features (NaN or inf: a diverged network upstream)")
-    _finite(tgt, "tgt", "repair the target features (NaN or inf: a diverged network upstream)")
+    finite(src, "src", "repair the source features (NaN or inf: a diverged network upstream)")
+    finite(tgt, "tgt", "repair the target features (NaN or inf: a diverged network upstream)")
     points = _points(points, "points", image_size)
     return _match_points(src, tgt, points, image_size)
 
@@ -392,8 +378,8 @@ def pck(pred: Tensor, gt: Tensor, threshold: float) -> float:
         raise bad(InputError, "pred", pred, "pass at least one predicted point, as a (K, 2) tensor of pixels (x, y)")
     if gt.shape != pred.shape:
         raise bad(InputError, "gt", gt, f"pass one true point per prediction, shape {tuple(pred.shape)}")
-    _finite(pred, "pred", "drop the points with NaN or inf coordinates")
-    _finite(gt, "gt", "drop the points with NaN or inf coordinates")
+    finite(pred, "pred", "drop the points with NaN or inf coordinates")
+    finite(gt, "gt", "drop the points with NaN or inf coordinates")
     _positive(threshold, "threshold", "pass a finite distance in pixels >= 0 (DIFT: 0.1 x the image size)", zero=True)
     return ((pred - gt).norm(dim=-1) <= threshold).float().mean().item()
 
@@ -403,7 +389,7 @@ def keypoint_pck(maps: Tensor, keypoints: Tensor, visible: Tensor, pairs: Tensor
     """DIFT on a set of pairs: maps (N, C, h, w) per image; keypoints (N, S, K, 2) and visible (N, S, K) as toy
     scenes ship them; pairs (P, 4) = (i, slot i, j, slot j). Every keypoint visible in both images is matched
     from i to j. Returns (PCK at `threshold` pixels, [(predicted, true) points per pair])."""
-    image_size = _int(image_size, "image_size", 1, fix="pass the images' side in pixels")
+    image_size = check_int(image_size, "image_size", low=1, fix="pass the images' side in pixels")
     _positive(threshold, "threshold", "pass a finite distance in pixels >= 0 (DIFT: 0.1 x the image size)", zero=True)
     maps = _maps(maps, "maps")
     keypoints = _tensor(keypoints, "keypoints", "keypoints (N, S, K, 2)")
@@ -454,10 +440,10 @@ class Hyperfeatures(nn.Module):
         ts = [] if isinstance(timesteps, str) or not hasattr(timesteps, "__iter__") else list(timesteps)
         if not ts or len({str(t) for t in ts}) != len(ts):
             raise bad(InputError, "timesteps", timesteps, "pass a list of distinct timesteps, e.g. (10, 50)")
-        dim = _int(dim, "dim", 1, fix="pass a positive bottleneck width divisible by 8 (or below 8)")
+        dim = check_int(dim, "dim", low=1, fix="pass a positive bottleneck width divisible by 8 (or below 8)")
         if dim % min(8, dim):
             raise bad(InputError, "dim", dim, "pass a bottleneck width divisible by 8, or below 8 (GroupNorm)")
-        size = _int(size, "size", 1, fix="pass the output side in cells, e.g. image_size // 2")
+        size = check_int(size, "size", low=1, fix="pass the output side in cells, e.g. image_size // 2")
         super().__init__()
         self.layers, self.timesteps, self.size = list(channels), list(timesteps), size
         self.bottleneck = nn.ModuleDict({l.replace(".", "_"): nn.Sequential(
@@ -503,7 +489,7 @@ def correspondence_loss(fa: Tensor, fb: Tensor, pa: Tensor, pb: Tensor, image_si
                   else "")
     if not isinstance(pb, Tensor) or pb.shape != pa.shape:
         raise bad(InputError, "pb", pb, f"pass one match per point of pa, shape {tuple(pa.shape)}")
-    _int(image_size, "image_size", 1, fix="pass the images' side in pixels")
+    check_int(image_size, "image_size", low=1, fix="pass the images' side in pixels")
     if not temperature > 0:
         raise bad(InputError, "temperature", temperature, "pass a positive temperature (0.07 by default)")
     s = fa.shape[-1]

@@ -15,8 +15,9 @@ The key is the sha256 of a canonical, deterministic encoding of
   `deps`, e.g. ``deps=(zoo.model_id(name, profile),)``;
 * `deps`, encoded the same way;
 * the library's code: a sha256 over every .py file of the diffrep_lib package (relative path and source),
-  computed once per process. Editing any library module, such as a sampler in an exercise, recomputes every
-  memoised result instead of serving one computed by the old code.
+  recomputed when a file changes on disk. Editing any library module, such as a sampler in an exercise, recomputes
+  every memoised result instead of serving one computed by the old code. (A change made only in memory, such as
+  replacing `dr.samplers.SAMPLERS["euler"]` at run time, is not seen: edit the file, or set DIFFREP_MEMO=0.)
 
 Each file stores its full key and a format version in the safetensors metadata; a file written for another
 key, of another format, truncated or unreadable is reported with a warning, recomputed and overwritten,
@@ -34,16 +35,15 @@ import json
 import math
 import os
 import sys
-import uuid
 import warnings
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from ..errors import CacheError, InputError, bad
-from .runtime import cache_dir
+from .runtime import atomic_write, cache_dir
 
 FORMAT = "diffrep-memo/2"          # bump when the key encoding or the file layout changes
 
@@ -55,15 +55,22 @@ def memo_dir() -> Path:
     return cache_dir() / "memo"
 
 
-@functools.lru_cache(maxsize=None)
 def library_digest() -> str:
-    """sha256 over the source of every .py file of the diffrep_lib package, sorted by relative path, the
-    path included; computed once per process (a few milliseconds)."""
+    """sha256 over the source of every .py file of the diffrep_lib package (relative path and bytes). Recomputed
+    whenever a file's size or modification time changes (a stat of each file per call, well under a millisecond
+    each), so a module edited and reloaded in a running kernel gives new keys."""
     root = Path(__file__).resolve().parent.parent
+    files = sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix())
+    stamp = tuple((p.relative_to(root).as_posix(), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _digest(root, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(root: Path, stamp: tuple) -> str:
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
-        data = path.read_bytes()
-        h.update(f"{path.relative_to(root).as_posix()}\0{len(data)}\0".encode())
+    for rel, _, _ in stamp:
+        data = (root / rel).read_bytes()
+        h.update(f"{rel}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
 
@@ -255,19 +262,12 @@ def _write(path: Path, result, full_key: str, fn_name: str) -> None:
                   "return a tensor or a dict of tensors and JSON values (str, numbers, lists, tuples, dicts)")
     metadata = {"format": FORMAT, "key": full_key, "fn": fn_name, "order": json.dumps(order),
                 "json": json.dumps(meta, allow_nan=False)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    data = save({k: _stored(v) for k, v in tensors.items()}, metadata=metadata)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: _stored(v) for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    except OSError as e:
+        atomic_write(path, data)
+    except OSError as e:                                  # a full disk or a read-only cache: lose the memo, not the result
         warnings.warn(f"memo: could not store {path} ({e}); the result is returned but not memoised",
                       RuntimeWarning, stacklevel=3)
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def _read(path: Path, full_key: str):

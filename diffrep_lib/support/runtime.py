@@ -1,4 +1,4 @@
-"""Where the library keeps its files and how it runs here: the cache folder and progress bars (bfloat16 is the
+"""Where the library keeps its files and how it runs here: the cache folder, atomic writes and progress bars (bfloat16 is the
 core's `precision`).
 
 Environment: DIFFREP_CACHE (trained models and memoised evaluations; default ~/.cache/diffrep) and
@@ -7,6 +7,7 @@ DIFFREP_PROGRESS=0 (no progress bars, as in executed book pages).
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 
@@ -19,3 +20,18 @@ def progress_enabled() -> bool:
     """Progress bars on terminals and in Jupyter, none in executed book pages (DIFFREP_PROGRESS=0)."""
     return os.environ.get("DIFFREP_PROGRESS", "1") != "0"
 
+
+
+def atomic_write(path, data: bytes) -> None:
+    """`data` to `path` through a temporary file in the same folder and an atomic rename: readers see the old file
+    or the new one, never a partial one, and a failed write (a full disk) leaves the old file and no temporary one.
+    Every file the library writes into its cache or package goes through here."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -126,6 +126,12 @@ def record(name: str, profile: str = "auto", seed: int = 0, device: str | None =
     if _use_shipped(name, profile, seed):
         return shipped_entry(r)
     path = cached_path(r, profile)
+    try:                                                # the record, when it belongs to the weights beside it
+        rec = json.loads(path.with_suffix(".json").read_text())
+        if rec.get("sha256") == sha256(path):
+            return rec
+    except (OSError, ValueError, AttributeError):
+        pass
     _from_cache(r, profile, device)                     # trains, or retrains a corrupt model, when needed
     return json.loads(path.with_suffix(".json").read_text())
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..errors import ZooError, bad, integer
+from ..errors import ZooError, bad, check_int
 from ..core import schedules
 from ..models import ClassifierConfig, DiTConfig, EncoderConfig, MLPConfig, NoisyClassifierConfig, UNetConfig, UViTConfig
 
@@ -209,6 +209,5 @@ def get(name: str, profile: str = "quick", seed: int = 0) -> Recipe:
     if profile not in RECIPES[name]:
         raise bad(ZooError, "profile", profile, f"zoo model {name!r} has the recipes {sorted(RECIPES[name])}; "
                   "full-only models are trained (on a GPU) with profile='full'")
-    if not integer(seed) or seed < 0:
-        raise bad(ZooError, "seed", seed, "pass a training seed >= 0 (0 is the shipped model)")
+    seed = check_int(seed, "seed", "pass a training seed >= 0 (0 is the shipped model)", low=0, kind=ZooError)
     return replace(RECIPES[name][profile], profile=profile, seed=seed)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from ..errors import ZooError
-from ..support.runtime import cache_dir
+from ..support.runtime import atomic_write, cache_dir
 from .recipes import EXTRAS, Recipe, recipe_hash
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -28,25 +27,13 @@ def sha256(path: Path) -> str:
 
 
 def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None:
-    """safetensors to a temporary file in the same folder, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """safetensors written atomically (support.runtime.atomic_write): a crash or a full disk keeps the old file."""
+    atomic_write(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Text to a temporary file in the same folder, then an atomic rename (a failed write keeps the old file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Text written atomically (a failed write keeps the old file)."""
+    atomic_write(path, text.encode())
 
 
 def checkpoint_path(r: Recipe) -> Path:
@@ -76,8 +63,9 @@ def write_entry(name: str, rec: dict) -> None:
 
 
 def retrain_command(name: str) -> str:
-    """The command that (re)trains the shipped recipe `name`: `make zoo`, or `make zoo-extras` for an extra."""
-    return "make zoo-extras" if name in EXTRAS else "make zoo"
+    """What (re)trains the shipped recipe `name`, for pip users and in a clone: `diffrep zoo train NAME --ship`, or
+    `make zoo` in a clone (`make zoo-extras` for an extra)."""
+    return f"diffrep zoo train {name} --ship (in a clone: {'make zoo-extras' if name in EXTRAS else 'make zoo'})"
 
 
 @contextlib.contextmanager
