@@ -326,8 +326,8 @@ def show_record(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
-    p = _Parser(prog="diffrep", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-                formatter_class=raw)
+    head, usage = __doc__.split("\n\n")[:2]
+    p = _Parser(prog="diffrep", description=head.removesuffix("::") + ":\n\n" + usage, formatter_class=raw)
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

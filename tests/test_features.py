@@ -100,8 +100,11 @@ def test_hooks_are_removed_when_the_forward_raises_and_features_repeat_for_a_see
     torch.manual_seed(0)
     net = features.carry_schedule(UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2, num_classes=3)).eval(), ABAR)
     x = torch.randn(2, 1, 28, 28)
-    with pytest.raises(IndexError):
-        features.extract(net, x, 5, ["down.1", "up.1"], y=torch.tensor([0, 99]))   # no label 99: the forward fails
+    with pytest.raises(TypeError):                                  # the forward itself fails, hooks in place
+        features.extract(net, x, 5, ["down.1", "up.1"], forward_kwargs={"no_such_argument": 1})
+    assert no_hooks(net)
+    with pytest.raises(InputError, match="y: got .*labels run from 0 to 2"):   # no label 99: refused before
+        features.extract(net, x, 5, ["down.1", "up.1"], y=torch.tensor([0, 99]))
     assert no_hooks(net)
     draw = lambda: features.extract(net, x, 50, ["up.1"], generator=torch.Generator().manual_seed(3))["up.1"]
     assert torch.equal(draw(), draw())

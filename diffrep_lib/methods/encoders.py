@@ -55,7 +55,7 @@ class HubEncoder(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[1] != 3:
-            raise bad(InputError, "x", x, "pass 1- or 3-channel images (N, C, H, W)")
+            raise bad(InputError, "x", x, "pass 1- or 3-channel images (N, C, H, W)", f"{x.shape[1]} channels")
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         x = ((x + 1) / 2 - self.mean) / self.std
         return self.model(pixel_values=x).last_hidden_state
