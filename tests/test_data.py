@@ -144,7 +144,7 @@ def test_unknown_toy_scene_split_and_bad_sizes_are_clear_errors():
     from diffrep_lib.data import toy_scenes
     with pytest.raises(ValueError, match="unknown split"):
         toy_scenes.split("validation")
-    with pytest.raises(ValueError, match="n: got 0 \(need an integer >= 1\)"):
+    with pytest.raises(ValueError, match=r"n: got 0 \(need an integer >= 1\)"):
         toy_scenes.generate(0)
 
 
