@@ -10,17 +10,28 @@
 
 `diffrep COMMAND --help` says more; `python -m diffrep_lib.cli` is the same command. Errors are one line on stderr,
 with exit code 2 for a command used wrongly and 1 for one that failed. The top layer of the library: it may import
-any module, and imports them only inside the command that needs them.
+any module.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
+from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 
+import torch
+
+from . import zoo
 from .errors import DiffrepError
+from .support import profile
+from .zoo import recipes, store
 
 REPOSITORY = "https://github.com/diffrep/diffrep"       # pyproject.toml's Repository URL (a test keeps them equal)
 INSTALL_BOOK = 'pip install "diffrep_lib[book]"'
@@ -55,7 +66,6 @@ def _seed(text: str) -> int:
 
 
 def _version() -> str:
-    from importlib import metadata
     try:
         return f"diffrep_lib {metadata.version('diffrep_lib')}"
     except metadata.PackageNotFoundError:
@@ -66,7 +76,6 @@ def _version() -> str:
 
 def _shipped_names() -> list[str]:
     """The shipped recipes: those with a `quick` preset (read now, so a recipe registered at run time counts)."""
-    from .zoo import recipes
     return sorted(name for name, presets in recipes.RECIPES.items() if "quick" in presets)
 
 
@@ -77,7 +86,6 @@ def _check_names(names, known, what: str) -> None:
 
 
 def _stale_reason(name: str, entry: dict | None) -> str:
-    from .zoo import recipes, store
     if entry is None:
         return "no manifest entry"
     if entry["recipe_hash"] != recipes.recipe_hash(recipes.get(name, "quick", 0)):
@@ -92,8 +100,6 @@ def _trained(entry: dict) -> str:
 
 
 def zoo_list(args) -> int:
-    from . import zoo
-    from .zoo import recipes
     names = _shipped_names()
     entries = zoo.read_manifest()["entries"]
     stale = set(zoo.stale(names))
@@ -121,7 +127,6 @@ def zoo_list(args) -> int:
 
 
 def zoo_verify(args) -> int:
-    from . import zoo
     _check_names(args.names, _shipped_names(), "shipped recipe")
     problems = zoo.verify(args.names or None)
     if problems:
@@ -140,8 +145,6 @@ def _report(name: str, rec: dict) -> None:
 
 
 def zoo_train(args) -> int:
-    from . import zoo
-    from .zoo import recipes, store
     _check_names([args.name], sorted(recipes.RECIPES), "zoo model")
     if args.profile not in recipes.RECIPES[args.name]:
         raise UsageError(f"zoo model {args.name!r} has no {args.profile!r} recipe; it has "
@@ -181,7 +184,6 @@ def zoo_train(args) -> int:
 # --- diffrep run --------------------------------------------------------------------------------------------------
 
 def _papermill_available() -> bool:
-    from importlib.util import find_spec
     return find_spec("papermill") is not None
 
 
@@ -243,15 +245,9 @@ def _last_line(output: str) -> str:
 
 
 def run_chapter(args) -> int:
-    import datetime
-    import subprocess
-    import tempfile
-    import time
-
     src = find_chapter(args.chapter)
     if not _papermill_available():
         raise Failure(f"papermill is not installed here (it executes the chapters): {INSTALL_BOOK}")
-    from .support import profile
 
     resolved = profile.resolve(args.profile)
     device = profile.device_for(resolved)
@@ -278,7 +274,6 @@ def run_chapter(args) -> int:
     ok = proc.returncode == 0
     gpu = None
     if device == "cuda":
-        import torch
         gpu = torch.cuda.get_device_name(0)
     update_record({"chapter": src.stem, "profile": resolved, "seed": args.seed, "device": device, "gpu": gpu,
                    "wall_s": round(wall, 1), "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -295,7 +290,8 @@ def run_chapter(args) -> int:
 # --- diffrep record -----------------------------------------------------------------------------------------------
 
 def table(rows: list[dict]) -> str:
-    """The execution record as scripts/run_book.py prints it: profile, device, wall time and claims per chapter."""
+    """The execution record as a table (also scripts/run_book.py's): profile, device, wall time and claims per
+    chapter."""
     lines = [f"{'chapter':<24} {'profile':<7} {'device':<7} {'wall':>7}  claims held",
              "-" * 60]
     for r in rows:
@@ -331,10 +327,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    zoo = sub.add_parser("zoo", help="the model zoo: list, verify and train its recipes",
+    zoo_cmd = sub.add_parser("zoo", help="the model zoo: list, verify and train its recipes",
                          description="The model zoo: the shipped quick weights (profile quick, seed 0) and the "
                                      "models trained into the cache (DIFFREP_CACHE, default ~/.cache/diffrep).")
-    zsub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
+    zsub = zoo_cmd.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
     ls = zsub.add_parser("list", help="every shipped recipe with its status",
                          description="Every shipped recipe, one line each, with its status: shipped and verified "
                                      "(recipe hash, sha256 and golden output checked), stale (missing or trained "

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from diffrep_lib.cli import table      # the record as a table, as `diffrep record` prints it
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "executed"
 RECORD = OUT / "record.json"
@@ -84,18 +86,6 @@ def run(profile: str, seed: int, names=None, out: Path = OUT) -> list[dict]:
 def write_record(rows: list[dict], out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "record.json").write_text(json.dumps(rows, indent=1))
-
-
-def table(rows: list[dict]) -> str:
-    lines = [f"{'chapter':<24} {'profile':<7} {'device':<7} {'wall':>7}  claims held",
-             "-" * 60]
-    for r in rows:
-        held = sum(c["holds"] for c in r["claims"])
-        checked = sum(c["checked"] for c in r["claims"])
-        note = "" if checked == len(r["claims"]) else f" ({len(r['claims']) - checked} checked at full only)"
-        lines.append(f"{r['chapter']:<24} {r['profile']:<7} {r['device']:<7} {r['wall_s']:>6.0f}s  "
-                     f"{held}/{len(r['claims'])}{note}")
-    return "\n".join(lines)
 
 
 def main() -> int:

@@ -1,7 +1,11 @@
+import dataclasses
 import os
 
 import pytest
 import torch
+
+from diffrep_lib import recipes, zoo
+from diffrep_lib.models import MLPConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -11,6 +15,26 @@ os.environ.setdefault("DIFFREP_PROGRESS", "0")
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# a recipe that trains in a second: the zoo's tests (and the command line's) register it under "tiny_toy"
+TINY = recipes.Recipe(name="tiny_toy", model=MLPConfig(hidden=16, depth=2), task="denoise",
+                      data="toy2d/8gaussians", steps=30, batch_size=64, lr=1e-2, warmup=0, p_uncond=0.0)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """TINY registered as zoo recipe 'tiny_toy' (quick: 30 steps, full: 40)."""
+    monkeypatch.setitem(recipes.RECIPES, "tiny_toy", {"quick": TINY, "full": dataclasses.replace(TINY, steps=40)})
+    return TINY
+
+
+@pytest.fixture
+def shipped_dir(tmp_path, monkeypatch):
+    """An empty folder in place of the package's shipped weights and manifest."""
+    monkeypatch.setattr(zoo.store, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(zoo.store, "MANIFEST", tmp_path / "weights" / "manifest.json")
+    return tmp_path / "weights"
 
 
 @pytest.fixture

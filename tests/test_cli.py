@@ -1,7 +1,6 @@
 """The `diffrep` command line (diffrep_lib/cli.py), called in-process through `main(argv)`: help, the zoo's list,
 verify and train on a tiny toy recipe in a temporary weights folder and cache, `run` with its clear errors and one
 papermill run of a toy notebook, `record`, and the installed entry point."""
-import dataclasses
 import json
 import subprocess
 import sys
@@ -11,24 +10,8 @@ from pathlib import Path
 import pytest
 
 from diffrep_lib import cli, recipes, zoo
-from diffrep_lib.models import MLPConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = recipes.Recipe(name="tiny_toy", model=MLPConfig(hidden=16, depth=2), task="denoise",
-                      data="toy2d/8gaussians", steps=30, batch_size=64, lr=1e-2, warmup=0, p_uncond=0.0)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    monkeypatch.setitem(recipes.RECIPES, "tiny_toy", {"quick": TINY, "full": dataclasses.replace(TINY, steps=40)})
-    return TINY
-
-
-@pytest.fixture
-def shipped_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo.store, "WEIGHTS_DIR", tmp_path / "weights")
-    monkeypatch.setattr(zoo.store, "MANIFEST", tmp_path / "weights" / "manifest.json")
-    return tmp_path / "weights"
 
 
 def run(capsys, *argv):

@@ -8,23 +8,8 @@ import torch
 
 from diffrep_lib import recipes, registry, training, zoo
 from diffrep_lib.zoo import golden
-from diffrep_lib.models import MLPConfig
+from conftest import TINY
 
-TINY = recipes.Recipe(name="tiny_toy", model=MLPConfig(hidden=16, depth=2), task="denoise",
-                      data="toy2d/8gaussians", steps=30, batch_size=64, lr=1e-2, warmup=0, p_uncond=0.0)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    monkeypatch.setitem(recipes.RECIPES, "tiny_toy", {"quick": TINY, "full": dataclasses.replace(TINY, steps=40)})
-    return TINY
-
-
-@pytest.fixture
-def shipped_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo.store, "WEIGHTS_DIR", tmp_path / "weights")
-    monkeypatch.setattr(zoo.store, "MANIFEST", tmp_path / "weights" / "manifest.json")
-    return tmp_path / "weights"
 
 
 def no_training(*a, **k):
