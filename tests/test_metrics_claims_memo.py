@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,6 +46,50 @@ def test_claim_prints_one_verdict_line_and_raises_when_false(capsys, tmp_path, m
         claims.check("needs a GPU", False, full_only=True, profile="full")
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["holds"] for r in rows] == [True, False, False, False]
+
+
+def test_claims_carry_control_and_margin_into_the_log_and_the_table(tmp_path, monkeypatch, capsys):
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("DIFFREP_CLAIMS_LOG", str(log))
+    records = tmp_path / "records"
+    records.mkdir()
+    monkeypatch.setenv("DIFFREP_RECORDS", str(records))
+    monkeypatch.setattr(claims, "_CHECKED", {})
+    a = claims.check("A beats B", True, control="B", margin=(torch.tensor(0.0312), 0.004), profile="quick")
+    b = claims.check("C beats D", True, control="D", margin=0.5, profile="quick")
+    assert (a.margin, a.se, b.margin, b.se) == (pytest.approx(0.0312), 0.004, 0.5, None)
+    row = json.loads(log.read_text().splitlines()[0])
+    assert (row["control"], row["margin"], row["se"]) == ("B", pytest.approx(0.0312), 0.004)
+    (records / "claims-seeds.json").write_text(json.dumps({"profile": "quick", "claims": [
+        {"chapter": "x", "statement": "A beats B", "runs": [
+            {"seed": 0, "holds": True, "margin": 0.03}, {"seed": 1, "holds": False, "margin": -0.01}]}]}))
+    (records / "full.json").write_text(json.dumps([{"chapter": "x", "claims": [
+        {"statement": "C beats D", "holds": True, "margin": 0.7, "se": None}]}]))
+    frame = claims.table(profile="quick").data
+    assert list(frame["claim"]) == ["A beats B", "C beats D"] and list(frame["control"]) == ["B", "D"]
+    assert frame.loc[1, "this run (quick)"] == "holds, +0.0312 ± 0.004"
+    assert frame.loc[1, "seeds (quick)"] == "1/2 (seeds 0, 1); fails at 1; margin -0.01 to +0.03"
+    assert frame.loc[2, "seeds (quick)"] == "not run at other seeds yet"
+    assert (frame.loc[1, "full"], frame.loc[2, "full"]) == ("not run at full yet", "holds (+0.7)")
+    claims.check("A beats B", True, control="B", margin=0.02)            # a cell run again replaces its claim
+    assert len(claims.table().data) == 2
+
+
+def test_claims_seeds_record_merges_by_chapter_and_seed(tmp_path):
+    import argparse
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import claims_seeds
+
+    path = tmp_path / "claims-seeds.json"
+    c = {"margin": 0.1, "se": None}
+    first = {("ch1", "s1"): [(0, True, {}, c), (1, True, {}, c)], ("ch2", "s2"): [(0, True, {}, c)]}
+    claims_seeds.save(first, argparse.Namespace(profile="quick", seeds=[0, 1]), path)
+    again = {("ch1", "s1"): [(2, False, {}, {"margin": -0.1, "se": 0.05})], ("ch1", "s3"): [(2, True, {}, c)]}
+    claims_seeds.save(again, argparse.Namespace(profile="quick", seeds=[2]), path)
+    rec = {(c["chapter"], c["statement"]): c["runs"] for c in json.loads(path.read_text())["claims"]}
+    assert [r["seed"] for r in rec["ch1", "s1"]] == [0, 1, 2] and rec["ch1", "s1"][2]["holds"] is False
+    assert [r["seed"] for r in rec["ch1", "s3"]] == [2] and [r["seed"] for r in rec["ch2", "s2"]] == [0]
 
 
 calls = []
