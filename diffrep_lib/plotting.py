@@ -154,3 +154,13 @@ def draw_pipeline(ax, boxes: dict, arrows: list, colors: dict | None = None) -> 
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_axis_off()
+
+
+def source(obj):
+    """The source of a library function or class as highlighted code (a notebook shows the method it runs; long
+    lines wrap on the page)."""
+    import inspect
+
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")

@@ -7,6 +7,8 @@ A run over some chapters replaces those chapters' entries and keeps the others.
 
     make claims-seeds                                          # every chapter, seeds 0 1 2
     python scripts/claims_seeds.py --chapters 03_guidance      # one chapter
+    python scripts/claims_seeds.py --seeds 1 2                 # seed 0 kept from the record ...
+    python scripts/claims_seeds.py --from-record _build/executed/record.json   # ... or taken from make test's run
 """
 from __future__ import annotations
 
@@ -50,9 +52,18 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--chapters", nargs="*")
+    ap.add_argument("--from-record", type=Path,
+                    help="take the runs from an execution record (run_book's record.json) instead of executing")
     args = ap.parse_args()
     results = defaultdict(list)
-    for seed in args.seeds:
+    if args.from_record:
+        rows = json.loads(args.from_record.read_text())
+        rows = [r for r in rows if r["profile"] == args.profile and (not args.chapters or r["chapter"] in args.chapters)]
+        args.seeds = sorted({r["seed"] for r in rows})
+        for r in rows:
+            for c in r["claims"]:
+                results[(r["chapter"], c["statement"])].append((r["seed"], c["holds"], c["detail"], c))
+    for seed in ([] if args.from_record else args.seeds):
         out = run_book.ROOT / "_build" / "claims-seeds" / f"seed{seed}"
         try:
             rows = run_book.run(args.profile, seed, args.chapters, out=out)

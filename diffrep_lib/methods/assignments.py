@@ -178,7 +178,20 @@ def teacher_clusters(r, x, y):
     return kmeans_ids(r.teacher, r.profile, r.clusters, r.seed, init=r.teacher_init)["ids"]
 
 
+def pixel_clusters(r, x, y):
+    """The control for self-labelled ids: k-means of the raw images, the same clustering without an encoder."""
+    return kmeans_ids(PIXELS, r.profile, r.clusters, r.seed)["ids"]
+
+
+def random_ids(r, x, y):
+    """The control that carries no information about the images: ids drawn uniformly at random, fixed per image
+    (a seeded draw, so the model is trained on one fixed random partition)."""
+    return torch.randint(r.clusters, (len(x),), generator=torch.Generator().manual_seed(r.seed))
+
+
 registry.register(registry.METHODS, "denoise_online", registry.Method(
     terms=online_cluster_terms, evaluate=denoising.held_out_loss, wrap=with_prototypes))
 registry.register(registry.CONDITIONS, "kmeans", registry.Condition(ids=teacher_clusters))
+registry.register(registry.CONDITIONS, "kmeans_pixels", registry.Condition(ids=pixel_clusters))
+registry.register(registry.CONDITIONS, "random", registry.Condition(ids=random_ids))
 registry.register(registry.CONDITIONS, "online", registry.Condition(ids=lambda r, x, y: None))

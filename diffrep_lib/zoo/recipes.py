@@ -114,6 +114,13 @@ _SIMCLR = Recipe(name="simclr_fmnist", model=EncoderConfig(), task="contrastive"
 _CLUSTER = replace(_UNET, name="cluster_unet_fmnist", steps=2000, condition="kmeans", clusters=10,
                    teacher="simclr_fmnist", cpu_bf16=True)
 _ONLINE = replace(_CLUSTER, name="online_unet_fmnist", task="denoise_online", condition="online")
+# ... and the controls that isolate the representation: the same pipeline on k-means ids of the raw pixels, and on
+# ids drawn at random (no teacher: its clusters carry nothing about the images)
+_PIXEL_IDS = replace(_CLUSTER, name="cluster_unet_fmnist_pixels", condition="kmeans_pixels", teacher="")
+_RANDOM_IDS = replace(_CLUSTER, name="cluster_unet_fmnist_random", condition="random", teacher="")
+# ch. 4 (DDAE) and ch. 9: the unconditional twin of the base U-Net (the same recipe without a label embedding),
+# the pre-training that DDAE and self-guidance assume
+_UNCOND = replace(_UNET, name="unet_fmnist_uncond", model=replace(_UNET.model, num_classes=None), p_uncond=0.0)
 _CLUSTER_FULL = dict(model=UNetConfig(channels=(64, 96, 96), emb_dim=256, num_classes=10), steps=4000,
                      batch_size=256, lr=5e-4, warmup=500, cpu_bf16=False)   # GPUs train in bf16 anyway
 # ch. 12: REPA on the DiT of ch. 2 at its exact budget and seed; alignment after block 2 of 6 (REPA aligns block 8
@@ -136,6 +143,10 @@ RECIPES = {
         "full": replace(_UNET, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=6000,
                         batch_size=256, lr=5e-4, warmup=500),
     },
+    "unet_fmnist_uncond": {"quick": _UNCOND,
+                           "full": replace(_UNCOND, model=UNetConfig(channels=(64, 96, 96), emb_dim=256,
+                                                                     num_classes=None), steps=6000,
+                                           batch_size=256, lr=5e-4, warmup=500)},
     # the evaluation classifier: its 128-d features define FID-FM, its predictions sample accuracy
     "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
     # the noise-aware classifier p(y | x_t, t) of classifier guidance (ch. 3)
@@ -151,6 +162,8 @@ RECIPES = {
     # ch. 9: self-labelled (k-means of SimCLR features) and online (Sinkhorn-Knopp) cluster conditioning
     "cluster_unet_fmnist": {"quick": _CLUSTER, "full": replace(_CLUSTER, **_CLUSTER_FULL)},
     "online_unet_fmnist": {"quick": _ONLINE, "full": replace(_ONLINE, **_CLUSTER_FULL)},
+    "cluster_unet_fmnist_pixels": {"quick": _PIXEL_IDS, "full": replace(_PIXEL_IDS, **_CLUSTER_FULL)},
+    "cluster_unet_fmnist_random": {"quick": _RANDOM_IDS, "full": replace(_RANDOM_IDS, **_CLUSTER_FULL)},
     # ... and with more clusters (an extra: `make zoo-extras`)
     **{f"cluster_unet_fmnist_k{k}": {"quick": replace(_CLUSTER, name=f"cluster_unet_fmnist_k{k}", clusters=k,
                                                       model=replace(_CLUSTER.model, num_classes=k)),
@@ -179,14 +192,18 @@ RECIPES = {
 
 # ch. 2's ablations: short runs of each token backbone with and without its design choice; only their loss
 # curves and metrics are kept (RECORD_ONLY). The first arm of each pair is the main recipe cut short, so
-# with the same seed it repeats the main run's first steps exactly.
-ABLATIONS = {"dit_ablation_adaln_zero": ("dit_fmnist", {}),
-             "dit_ablation_plain_init": ("dit_fmnist", {"zero_init": False}),
-             "uvit_ablation_long_skips": ("uvit_fmnist", {}),
-             "uvit_ablation_no_skips": ("uvit_fmnist", {"long_skips": False})}
-for _name, (_base, _change) in ABLATIONS.items():
+# with the same seed it repeats the main run's first steps exactly. name: (base, model change, recipe change).
+# The last two ask whether the shared learning rate (the U-Net's 1e-3) handicaps the transformers: the same short
+# runs at 3e-4, nearer the rates their papers train with (DiT: 1e-4, U-ViT: 2e-4, both at batch 256).
+ABLATIONS = {"dit_ablation_adaln_zero": ("dit_fmnist", {}, {}),
+             "dit_ablation_plain_init": ("dit_fmnist", {"zero_init": False}, {}),
+             "uvit_ablation_long_skips": ("uvit_fmnist", {}, {}),
+             "uvit_ablation_no_skips": ("uvit_fmnist", {"long_skips": False}, {}),
+             "dit_ablation_lr3e-4": ("dit_fmnist", {}, {"lr": 3e-4}),
+             "uvit_ablation_lr3e-4": ("uvit_fmnist", {}, {"lr": 3e-4})}
+for _name, (_base, _change, _recipe_change) in ABLATIONS.items():
     RECIPES[_name] = {p: replace(r, name=_name, model=replace(r.model, **_change), steps=ABLATION_STEPS[_base][p],
-                                 curve_every=0)
+                                 curve_every=0, **_recipe_change)
                       for p, r in RECIPES[_base].items()}
 REPA_SWEEP = ("repa_dit_fmnist_l0.25", "repa_dit_fmnist_l1", "repa_dit_fmnist_shallow", "repa_dit_fmnist_deep")
 RECORD_ONLY = frozenset(ABLATIONS) | frozenset(REPA_SWEEP)   # the zoo ships their training record, not weights
