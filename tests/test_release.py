@@ -56,7 +56,7 @@ def test_licences_and_citation():
 
 
 # import name -> distribution name, where they differ
-DISTRIBUTION = {"yaml": "pyyaml", "sklearn": "scikit-learn", "PIL": "pillow"}
+DISTRIBUTION = {"yaml": "pyyaml", "sklearn": "scikit-learn", "PIL": "pillow", "IPython": "ipython"}
 OPTIONAL = {"transformers"}             # Hub encoders only (chapter 9 in Colab); imported inside the function
 
 
