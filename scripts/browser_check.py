@@ -106,11 +106,6 @@ def check_page(page, path: Path, html: Path = HTML, shots: Path = SHOTS) -> list
         .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.getAttribute('src'))""")
     # external images (the Colab badge) are not fetched: the check runs offline
     problems += [f"{path.name}: image does not load: {src}" for src in broken]
-    # code a reader cannot see without scrolling sideways: a cell or code block wider than the content column
-    wide = page.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input pre, div.cell_output pre'))
-        .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
-        .map(pre => pre.innerText.split('\\n').reduce((a, b) => b.length > a.length ? b : a, ''))""")
-    problems += [f"{path.name}: code runs past the page's edge: {line.strip()[:60]!r}..." for line in wide]
     hrefs = page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))")
     for href in hrefs:
         url = urlparse(href)
