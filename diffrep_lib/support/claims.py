@@ -3,7 +3,8 @@
     dr.claims.check("DPM-Solver++ at 10 NFE beats DDIM at 10 NFE in FID-FM", fid["dpmpp_2m", 10] < fid["ddim", 10],
                     control="DDIM at the same NFE", margin=(fid["ddim", 10] - fid["dpmpp_2m", 10], se),
                     detail={"fid": ...})
-    dr.claims.table()          # the chapter's closing table: every claim, its control, margin, seeds, profiles
+
+    dr.claims.table()   # the closing table: every claim, its control, margin, seeds, profiles
 
 prints one stable verdict line (the cell is marked `# NBVAL_CHECK_OUTPUT`, so nbval compares it) and raises
 `ClaimFailed` when the statement does not hold, which fails papermill, nbval and CI. The numbers go to
