@@ -72,9 +72,7 @@ def _margin(margin) -> tuple[float | None, float | None]:
     if margin is None:
         return None, None
     value, se = margin if isinstance(margin, (tuple, list)) else (margin, None)
-    value = float(value.item() if hasattr(value, "item") else value)
-    se = None if se is None else float(se.item() if hasattr(se, "item") else se)
-    return value, se
+    return float(_jsonable(value)), (None if se is None else float(_jsonable(se)))
 
 
 _CHECKED: dict[str, Claim] = {}      # this process's claims, by statement (a cell run again replaces its claim)
