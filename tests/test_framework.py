@@ -68,3 +68,23 @@ def test_untrained_controls_the_start_of_training_and_a_random_nonlinear_network
         zoo.untrained("unet_fmnist", "quick", zero_layers="zeros")
     with pytest.raises(ValueError, match="unknown control"):
         activations.network("unet_fmnist", "quick", "pretrained")
+
+
+def test_ddae_grid_chooses_its_cell_on_validation_images_and_reports_test_there(cache, monkeypatch):
+    from diffrep_lib import activations
+    fake = {split: (torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(n)), torch.arange(n) % 10)
+            for split, n in (("train", 1000), ("test", 100))}   # stands in for Fashion-MNIST (loading it is slow)
+    monkeypatch.setattr(activations.fashion_mnist, "tensors", lambda split="train": fake[split])
+    x, y, xt, yt = activations.probe_split((300, 40), seed=3)
+    xv, yv = activations.validation_split((300, 40), seed=3)
+    assert len(xv) == 40 and not any(torch.equal(a, b) for a in xv[:10] for b in x)     # disjoint from training
+    g = activations.ddae_grid("unet_fmnist", "quick", "random", ts=(0, 500), layers=["down.1", "up.1"],
+                              sizes=(300, 40), seed=3)
+    for probe in ("linear", "knn"):
+        val, test, chosen = g[f"val_{probe}"], g[probe], g[f"{probe}_cell"]
+        assert val.shape == test.shape == (2, 2)
+        t, layer = fw.split_cell(chosen)
+        i, j = (0, 500).index(t), ["down.1", "up.1"].index(layer)
+        assert val[i, j] == val.max()                          # the choice is the validation maximum ...
+        assert test[i, j] == g["best_linear" if probe == "linear" else "best_knn"]   # ... reported on test
+    assert g["best"] == g["linear_cell"]

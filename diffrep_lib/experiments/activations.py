@@ -49,37 +49,61 @@ def _extras(net) -> int:
 
 # ------------------------------------------------------------------------------------------------ DDAE
 
+def _train_order(seed: int) -> torch.Tensor:
+    return torch.randperm(len(fashion_mnist.tensors("train")[0]), generator=torch.Generator().manual_seed(seed))
+
+
 def probe_split(sizes: tuple, seed: int):
     """The probes' images: a seeded subset of sizes[0] training images and the first sizes[1] test images,
     as (x, y, x_test, y_test)."""
     x, y = fashion_mnist.tensors("train")
     xt, yt = fashion_mnist.tensors("test")
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:sizes[0]]
+    idx = _train_order(seed)[:sizes[0]]
     return x[idx], y[idx], xt[:sizes[1]], yt[:sizes[1]]
+
+
+def validation_split(sizes: tuple, seed: int):
+    """The images that choose the (t, block) cell: sizes[1] training images disjoint from probe_split's, as
+    (x_val, y_val). Test images are never used for a choice."""
+    x, y = fashion_mnist.tensors("train")
+    idx = _train_order(seed)[sizes[0]:sizes[0] + sizes[1]]
+    return x[idx], y[idx]
 
 
 def _ddae_grid(model, profile, control, ts, layers, sizes, seed):
     x, y, xt, yt = probe_split(sizes, seed)
+    xv, yv = validation_split(sizes, seed)
     if control == "pixels":
-        tr, te = {"pixels": x.flatten(1)}, {"pixels": xt.flatten(1)}
+        tr, va, te = ({"pixels": a.flatten(1)} for a in (x, xv, xt))
+        table = lambda g: torch.tensor([[g["pixels"]]])
     else:
         net = network(model, profile, control)
-        vecs = fw.feature_vectors(net, torch.cat([x, xt]), ts, layers, extras=_extras(net), seed=seed, bf16=BF16)
-        tr, te = {k: v[:len(x)] for k, v in vecs.items()}, {k: v[len(x):] for k, v in vecs.items()}
-    best, linear = fw.probe_grid(tr, y, te, yt, "linear")
-    _, knn = fw.probe_grid(tr, y, te, yt, "knn")
+        vecs = fw.feature_vectors(net, torch.cat([x, xv, xt]), ts, layers, extras=_extras(net), seed=seed,
+                                  bf16=BF16)
+        cut = (0, len(x), len(x) + len(xv), len(x) + len(xv) + len(xt))
+        tr, va, te = ({k: v[a:b] for k, v in vecs.items()} for a, b in zip(cut, cut[1:]))
+        table = lambda g: fw.as_table(g, ts, layers)
+    out = {}
+    for probe in ("linear", "knn"):       # Eq. 16 on the validation images; the chosen cell scored on test
+        chosen, val = fw.probe_grid(tr, y, va, yv, probe)
+        _, test = fw.probe_grid(tr, y, te, yt, probe)
+        out.update({probe: table(test), f"val_{probe}": table(val), f"{probe}_cell": chosen, f"{probe}_test": test})
+    best = out["linear_cell"]
     few, few_std = probes.few_label_probe(tr[best], y, te[best], yt)
-    table = (lambda g: torch.tensor([[g["pixels"]]])) if control == "pixels" else \
-        (lambda g: fw.as_table(g, ts, layers))
-    return {"linear": table(linear), "knn": table(knn), "best": best, "best_linear": linear[best],
-            "knn_at_best": knn[best], "best_knn": max(knn.values()), "few_label": few, "few_label_std": few_std}
+    return {**{k: v for k, v in out.items() if not k.endswith("_test")}, "best": best,
+            "best_linear": out["linear_test"][best], "knn_at_best": out["knn_test"][best],
+            "best_knn": out["knn_test"][out["knn_cell"]], "few_label": few, "few_label_std": few_std}
 
 
 def ddae_grid(model: str, profile: str, control: str, *, ts, layers, sizes: tuple, seed: int = 0) -> dict:
     """DDAE's probe grid (Eq. 16 over t x blocks) on Fashion-MNIST: linear and k-NN accuracy of 2x2-pooled
-    features for every (t, layer) ('linear', 'knn': (len(ts), len(layers)) tensors), the best cell by the linear
-    probe, and the k-NN and few-label (10 per class) accuracies there. sizes = (training, test) images; the
-    training subset and the noise come from `seed`. control 'pixels' probes the raw images (a 1x1 table)."""
+    features for every (t, layer), on the test images ('linear', 'knn') and on validation images ('val_linear',
+    'val_knn'), each a (len(ts), len(layers)) tensor. The cells are chosen on validation: 'best' (= 'linear_cell')
+    by the linear probe, 'knn_cell' by k-NN; their test accuracies are 'best_linear', 'knn_at_best' (k-NN at
+    'best') and 'best_knn' (k-NN at 'knn_cell'), with the few-label (10 per class) accuracy at 'best'.
+    sizes = (training, test) images, and as many validation images as test images, drawn from the training split
+    disjoint from the probe's (`validation_split`); the subsets and the noise come from `seed`. control 'pixels'
+    probes the raw images (1x1 tables)."""
     return memo.cached(_ddae_grid, model, profile, control, tuple(ts), tuple(layers), tuple(sizes), seed,
                        deps=_deps(model, profile, control))
 
@@ -145,25 +169,33 @@ def _pair_sets(seed: int, n_pairs: int, pool: int = 200):
 
 
 def _correspondence(profile, control, ts, layers, ensemble, n_pairs, seed):
-    _, (pool, pairs) = _pair_sets(seed, n_pairs)
+    (fit_pool, fit_pairs), (pool, pairs) = _pair_sets(seed, n_pairs)
     size, thr = pool.images.shape[-1], PCK_ALPHA * pool.images.shape[-1]
     if control == "pixels":
         pck, matches = probes.keypoint_pck(pool.images, pool.keypoints, pool.kp_visible, pairs, size, thr)
-        return {"pck": torch.tensor([[pck]]), "best": "pixels", "pairs": pairs, "pred": matches[0][0]}
-    maps = fw.feature_maps(network(SCENE_MODEL, profile, control), pool.images, ts, layers, ensemble=ensemble,
-                           seed=seed, bf16=BF16)
-    grid, preds = {}, {}
-    for (t, layer), m in maps.items():
-        grid[fw.cell(t, layer)], matches = probes.keypoint_pck(m, pool.keypoints, pool.kp_visible, pairs, size, thr)
-        preds[fw.cell(t, layer)] = matches[0][0]
-    best = max(grid, key=grid.get)
-    return {"pck": fw.as_table(grid, ts, layers), "best": best, "pairs": pairs, "pred": preds[best]}
+        return {"pck": torch.tensor([[pck]]), "val_pck": torch.tensor([[float("nan")]]), "best": "pixels",
+                "best_pck": pck, "pairs": pairs, "pred": matches[0][0]}
+    net = network(SCENE_MODEL, profile, control)
+    grids, preds = {}, {}
+    for split, (scenes, p) in (("val", (fit_pool, fit_pairs)), ("test", (pool, pairs))):
+        maps = fw.feature_maps(net, scenes.images, ts, layers, ensemble=ensemble, seed=seed, bf16=BF16)
+        grid = grids[split] = {}
+        for (t, layer), m in maps.items():
+            grid[fw.cell(t, layer)], matches = probes.keypoint_pck(m, scenes.keypoints, scenes.kp_visible, p, size,
+                                                                   thr)
+            if split == "test":
+                preds[fw.cell(t, layer)] = matches[0][0]
+    best = max(grids["val"], key=grids["val"].get)          # Eq. 16 on the training pairs, never on test
+    return {"pck": fw.as_table(grids["test"], ts, layers), "val_pck": fw.as_table(grids["val"], ts, layers),
+            "best": best, "best_pck": grids["test"][best], "pairs": pairs, "pred": preds[best]}
 
 
 def correspondence(profile: str, control: str, *, ts, layers, ensemble: int, n_pairs: int, seed: int = 0) -> dict:
     """DIFT on toy scenes: nearest-neighbour matching of every keypoint visible in both scenes of up to n_pairs
-    test pairs (same shape class, unique in each scene), one (t, layer) at a time. Returns {'pck':
-    (len(ts), len(layers)) PCK@0.1, 'best' cell, 'pairs', 'pred' (the best cell's matches for the first pair)}."""
+    test pairs (same shape class, unique in each scene), one (t, layer) at a time. The cell is chosen on as many
+    pairs of training scenes (the pairs that hyperfeature heads train on). Returns {'pck', 'val_pck': (len(ts),
+    len(layers)) PCK@0.1 on the test and the training pairs, 'best' (the cell chosen on the training pairs),
+    'best_pck' (its test PCK), 'pairs' (the test pairs), 'pred' (the chosen cell's matches for the first pair)}."""
     return memo.cached(_correspondence, profile, control, tuple(ts), tuple(layers), ensemble, n_pairs, seed,
                        deps=_deps(SCENE_MODEL, profile, control))
 
@@ -192,10 +224,13 @@ def _fit_head(head, maps, scenes, pairs, steps, seed, size):
     return head.eval()
 
 
-def _hyperfeatures(profile, ts, layers, ensemble, n_pairs, steps, seed):
+HEADS = ("mixture", "uniform", "single")
+
+
+def _hyperfeatures(profile, control, ts, layers, ensemble, n_pairs, steps, seed, heads):
     (fit_pool, fit_pairs), (pool, pairs) = _pair_sets(seed, n_pairs)
     size, thr = pool.images.shape[-1], PCK_ALPHA * pool.images.shape[-1]
-    net = network(SCENE_MODEL, profile, "trained")
+    net = network(SCENE_MODEL, profile, control)
     fit_maps, eval_maps = (fw.feature_maps(net, s.images, ts, layers, ensemble=ensemble, seed=seed, bf16=BF16)
                            for s in (fit_pool, pool))
     channels = {l: fit_maps[(ts[0], l)].shape[1] for l in layers}
@@ -204,22 +239,32 @@ def _hyperfeatures(profile, ts, layers, ensemble, n_pairs, steps, seed):
     (t1, l1), _ = fw.grid_search(lambda k: score(fit_maps[k], fit_pool, fit_pairs), fit_maps)
     points = sum(int((pool.kp_visible[i, si] & pool.kp_visible[j, sj]).sum()) for i, si, j, sj in pairs.tolist())
     out = {"t_single": t1, "layer_single": l1, "raw_single": score(eval_maps[(t1, l1)], pool, pairs), "points": points}
-    heads = {"mixture": (channels, ts), "single": ({l1: channels[l1]}, [t1])}
-    for name, (chans, steps_t) in heads.items():
-        torch.manual_seed(seed)                             # the same initial bottleneck weights for both heads
-        head = heads[name] = probes.Hyperfeatures(chans, steps_t, size=size // 2)
+    # name: (layers' channels, timesteps, whether the mixing weights learn); 'uniform' freezes them at 1 / cells
+    specs = {"mixture": (channels, ts, True), "uniform": (channels, ts, False),
+             "single": ({l1: channels[l1]}, [t1], True)}
+    for name in heads:
+        chans, steps_t, learn = specs[name]
+        torch.manual_seed(seed)                             # the same initial bottleneck weights for every head
+        head = probes.Hyperfeatures(chans, steps_t, size=size // 2)
+        head.logits.requires_grad_(learn)
         _fit_head(head, fit_maps, fit_pool, fit_pairs, steps, seed, size)
         with torch.no_grad():
             out[name] = score(head(eval_maps), pool, pairs)
-    out["weights"] = heads["mixture"].weights().detach()
+        if name == "mixture":
+            out["weights"] = head.weights().detach()
     return out
 
 
-def hyperfeatures(profile: str, *, ts, layers, ensemble: int, n_pairs: int, steps: int, seed: int = 0) -> dict:
-    """Diffusion Hyperfeatures on toy scenes: a learned mixture over every (t, layer) against the best single
-    (t, layer), both with the same trained bottleneck head and the same correspondence loss on training pairs;
-    PCK@0.1 on the test pairs of `correspondence`. Returns {'mixture', 'single', 'raw_single' (the single cell's
-    raw features, no head), 't_single', 'layer_single', 'weights' (len(ts), len(layers)), 'points' (keypoints
-    scored)}."""
-    return memo.cached(_hyperfeatures, profile, tuple(ts), tuple(layers), ensemble, n_pairs, steps, seed,
-                       deps=_deps(SCENE_MODEL, profile, "trained"))
+def hyperfeatures(profile: str, *, control: str = "trained", ts, layers, ensemble: int, n_pairs: int, steps: int,
+                  seed: int = 0, heads=HEADS) -> dict:
+    """Diffusion Hyperfeatures on toy scenes: the same bottleneck head, trained with the same correspondence loss
+    on training pairs, on a learned mixture over every (t, layer) ('mixture'), on the same mixture with its
+    weights frozen uniform ('uniform'), and on the best single (t, layer) ('single', chosen on the training pairs);
+    PCK@0.1 on the test pairs of `correspondence`. control: the scene U-Net's 'trained' or 'random' weights.
+    Returns {each head in `heads`: PCK, 'raw_single' (the single cell's raw features, no head), 't_single',
+    'layer_single', 'weights' (the learned mixture's, (len(ts), len(layers))), 'points' (keypoints scored)}."""
+    unknown = [h for h in heads if h not in HEADS]
+    if unknown or not heads:
+        raise bad(InputError, "heads", heads, f"choose heads among {HEADS}", "unknown or no heads")
+    return memo.cached(_hyperfeatures, profile, control, tuple(ts), tuple(layers), ensemble, n_pairs, steps, seed,
+                       tuple(heads), deps=_deps(SCENE_MODEL, profile, control))

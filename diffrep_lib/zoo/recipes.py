@@ -114,6 +114,9 @@ _SIMCLR = Recipe(name="simclr_fmnist", model=EncoderConfig(), task="contrastive"
 _CLUSTER = replace(_UNET, name="cluster_unet_fmnist", steps=2000, condition="kmeans", clusters=10,
                    teacher="simclr_fmnist", cpu_bf16=True)
 _ONLINE = replace(_CLUSTER, name="online_unet_fmnist", task="denoise_online", condition="online")
+# ch. 4: the unconditional twin of the base U-Net (the same recipe without a label embedding), the pre-training
+# that DDAE assumes
+_UNCOND = replace(_UNET, name="unet_fmnist_uncond", model=replace(_UNET.model, num_classes=None), p_uncond=0.0)
 _CLUSTER_FULL = dict(model=UNetConfig(channels=(64, 96, 96), emb_dim=256, num_classes=10), steps=4000,
                      batch_size=256, lr=5e-4, warmup=500, cpu_bf16=False)   # GPUs train in bf16 anyway
 # ch. 12: REPA on the DiT of ch. 2 at its exact budget and seed; alignment after block 2 of 6 (REPA aligns block 8
@@ -136,6 +139,10 @@ RECIPES = {
         "full": replace(_UNET, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=6000,
                         batch_size=256, lr=5e-4, warmup=500),
     },
+    "unet_fmnist_uncond": {"quick": _UNCOND,
+                           "full": replace(_UNCOND, model=UNetConfig(channels=(64, 96, 96), emb_dim=256,
+                                                                     num_classes=None), steps=6000,
+                                           batch_size=256, lr=5e-4, warmup=500)},
     # the evaluation classifier: its 128-d features define FID-FM, its predictions sample accuracy
     "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
     # the noise-aware classifier p(y | x_t, t) of classifier guidance (ch. 3)
