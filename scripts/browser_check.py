@@ -1,7 +1,7 @@
 """Open every built page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) and fail
 if an image does not load, a math element is not rendered by MathJax, MathJax is loaded more than once, an
-internal link is broken, or the header lacks its repository, issue and edit buttons (and, on a chapter, the
-Colab launch button).
+internal link is broken, the header lacks its repository, issue and edit buttons (and, on a chapter, the
+Colab launch button), or a code cell (folded cells and solutions included) is wider than its column.
 Screenshots go to _build/screenshots/ (_build/screenshots-student/ for the student edition).
 
 `--html PATH` checks another build (default _build/html). `--edition student` checks a student edition
@@ -120,6 +120,14 @@ def check_page(page, path: Path, html: Path = HTML, shots: Path = SHOTS) -> list
                 problems.append(f"{path.name}: link to a missing anchor {href}")
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / f"{path.relative_to(html).as_posix().replace('/', '__')}.png"), full_page=True)
+    # code a reader cannot see without scrolling sideways, folded cells and solutions opened (after the screenshot,
+    # which shows the page as it opens): a cell or code block wider than its column
+    page.evaluate("""() => { document.querySelectorAll('details').forEach(d => d.open = true);
+        document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden')); }""")
+    wide = page.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input pre, div.cell_output pre'))
+        .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+        .map(pre => pre.innerText.split('\\n').reduce((a, b) => b.length > a.length ? b : a, ''))""")
+    problems += [f"{path.name}: code runs past the page's edge: {line.strip()[:60]!r}..." for line in wide]
     return problems
 
 

@@ -67,6 +67,40 @@ def test_notebook_conventions(nb):
     assert "Learning objectives" in first_md and "Prerequisites" in first_md and "Run time" in first_md
 
 
+WIDTH = 84    # characters of code that fit the content column (_vendor/diffrep.css; the browser check measures it)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_fits_the_page(nb):
+    long = [line for c in cells(nb) if c["cell_type"] == "code" for line in src(c).splitlines()
+            if len(line) > WIDTH]
+    assert not long, f"{len(long)} code lines longer than {WIDTH} characters, e.g. {long[0]!r}"
+
+
+def claim_calls(text: str) -> list[str]:
+    """The argument text of every dr.claims.check(...) call in a cell (balanced parentheses)."""
+    out = []
+    for m in re.finditer(r"dr\.claims\.check\(", text):
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        out.append(text[m.end():i - 1])
+    return out
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_claim_names_its_control_and_margin_and_the_chapter_ends_with_the_table(nb):
+    code = [src(c) for c in cells(nb) if c["cell_type"] == "code"]
+    calls = [call for c in code for call in claim_calls(c)]
+    assert calls
+    for call in calls:
+        assert "control=" in call and "margin=" in call, f"claim without control= or margin=: {call[:90]!r}"
+    ends = [i for i, c in enumerate(code) if "dr.claims.table(" in c]
+    last_claim = max(i for i, c in enumerate(code) if "dr.claims.check(" in c)
+    assert ends and ends[0] > last_claim, "the chapter's claims table comes after its last claim"
+
+
 def test_environment_yml_has_the_same_pins_as_pyproject():
     import tomllib
 
