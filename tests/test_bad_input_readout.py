@@ -286,7 +286,7 @@ def test_probe_grid(call, kind, argument, fix):
 
 def test_probe_grid_checks_every_cell_before_training_any(monkeypatch):
     trained = []
-    monkeypatch.setattr(probes, "_linear_probe", lambda *a: trained.append(1) or 0.5)
+    monkeypatch.setattr(probes.classification, "_linear_probe", lambda *a: trained.append(1) or 0.5)
     with raises(InputError, "test['5/b']", "NaN or inf"):
         fw.probe_grid(GTR, Y, {**GTE, "5/b": nan_at(XT, 11)}, YT)
     assert not trained
