@@ -168,6 +168,25 @@ def test_control_conditions_give_random_and_pixel_ids(monkeypatch):
     assert seen == [("pixels", "quick", 10, 0)]
 
 
+def test_condition_ids_are_the_ids_each_recipe_trained_on(monkeypatch):
+    """zoo.condition_ids hands a notebook the ids a zoo model trained on: the recipe's own condition source on its
+    own training images (its k-means seed, not the notebook's), the labels for a labelled model, and None for
+    online clustering, whose ids are drawn in every step."""
+    from diffrep_lib.zoo import build
+
+    x, y = torch.zeros(5000, 1, 28, 28), torch.arange(5000) % 10
+    monkeypatch.setattr(build.data, "training_set", lambda name: (x, y, None))
+    rnd = zoo.condition_ids("cluster_unet_fmnist_random", "quick")
+    assert torch.equal(rnd, registry.condition("random").ids(recipes.get("cluster_unet_fmnist_random"), x, y))
+    seen = []
+    monkeypatch.setattr(assignments, "kmeans_ids", lambda *a, **k: seen.append(a) or {"ids": torch.arange(4)})
+    assert torch.equal(zoo.condition_ids("cluster_unet_fmnist", "quick"), torch.arange(4))
+    assert torch.equal(zoo.condition_ids("cluster_unet_fmnist_pixels", "quick"), torch.arange(4))
+    assert seen == [("simclr_fmnist", "quick", 10, 0), ("pixels", "quick", 10, 0)]
+    assert torch.equal(zoo.condition_ids("unet_fmnist", "quick"), y)
+    assert zoo.condition_ids("online_unet_fmnist", "quick") is None
+
+
 def test_source_shows_a_library_function():
     from diffrep_lib import plotting
 

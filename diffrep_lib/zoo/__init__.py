@@ -8,7 +8,7 @@ The zoo knows no method by name: a recipe's task and condition are looked up in 
 diffusion core, models, data and support, never `methods` or anything above.
 """
 from . import golden, recipes, registry, store, training
-from .api import INITS, denoiser, get, load, model_id, record, shipped, shipped_entry, untrained
+from .api import INITS, condition_ids, denoiser, get, load, model_id, record, shipped, shipped_entry, untrained
 from .build import build_model, evaluate, fit, load_into, training_data
 from .shipping import ship, stale, store_weights, verify
 from .store import ZooError, cached_path, checkpoint_path, read_manifest, retrain_command

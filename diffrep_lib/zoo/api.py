@@ -172,6 +172,13 @@ def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None
     return denoisers.VPDenoiser(get(name, profile, seed, device), abar(r), r.prediction).eval()
 
 
+def condition_ids(name: str, profile: str = "auto", seed: int = 0):
+    """The ids the recipe `name` was trained on, one per training image, from its condition source (e.g. the
+    k-means ids of its teacher for a self-labelled model, whatever seed a notebook samples with); None for a
+    recipe whose ids are drawn in every step (online clustering) or whose data are generated."""
+    return build.training_data(recipe(name, resolve(profile), seed))[1]
+
+
 def model_id(name: str, profile: str = "auto", seed: int = 0, *, init: str = "trained") -> str:
     """A short identity of the weights `load` returns, for memoisation keys: the recipe's hash, for shipped
     weights also their sha256 (weights re-shipped from the same recipe, e.g. on another machine, are new

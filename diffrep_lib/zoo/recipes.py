@@ -158,6 +158,12 @@ RECIPES = {
     # ch. 9: self-labelled (k-means of SimCLR features) and online (Sinkhorn-Knopp) cluster conditioning
     "cluster_unet_fmnist": {"quick": _CLUSTER, "full": replace(_CLUSTER, **_CLUSTER_FULL)},
     "online_unet_fmnist": {"quick": _ONLINE, "full": replace(_ONLINE, **_CLUSTER_FULL)},
+    # ... and its two controls: the same pipeline on k-means ids of raw pixels (no encoder), and on ids drawn at
+    # random per image (no information about the image at all)
+    **{name: {"quick": replace(_CLUSTER, name=name, condition=cond, teacher=""),
+              "full": replace(_CLUSTER, name=name, condition=cond, teacher="", **_CLUSTER_FULL)}
+       for name, cond in (("cluster_unet_fmnist_pixels", "kmeans_pixels"),
+                          ("cluster_unet_fmnist_random", "random"))},
     # ... and with more clusters (an extra: `make zoo-extras`)
     **{f"cluster_unet_fmnist_k{k}": {"quick": replace(_CLUSTER, name=f"cluster_unet_fmnist_k{k}", clusters=k,
                                                       model=replace(_CLUSTER.model, num_classes=k)),
