@@ -88,8 +88,9 @@ def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iters: int = 3) -> Ten
 
 
 class OnlineClusters(nn.Module):
-    """Clusters learned while the denoiser trains (online guidance, survey §3.2.2; SwAV's swapped assignment in
-    its single-view form, Caron et al. 2020): k prototypes on the unit sphere. Each batch is assigned to them with
+    """Clusters learned while the denoiser trains (online guidance, survey §3.2.2): k prototypes on the unit sphere,
+    trained on one view per image, so self-labelling by balanced assignments (SeLa, Asano et al. 2020) rather than
+    SwAV's prediction of one view's assignment from another (Caron et al. 2020). Each batch is assigned to them with
     Sinkhorn-Knopp, which forces every prototype to take an equal share (so no cluster can absorb the data), and the
     prototypes are trained to predict those balanced assignments from the cosine scores."""
 
@@ -106,7 +107,7 @@ class OnlineClusters(nn.Module):
         return F.normalize(features, dim=1) @ F.normalize(self.prototypes, dim=1).T
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        """(balanced hard assignments (N,), per-sample swapped-prediction loss (N,)) for one batch."""
+        """(balanced hard assignments (N,), per-sample loss of predicting them (N,)) for one batch."""
         s = self.scores(features)
         q = sinkhorn_knopp(s.detach(), self.epsilon)
         loss = -(q * F.log_softmax(s / self.temperature, dim=1)).sum(1)
