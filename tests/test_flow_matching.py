@@ -133,3 +133,43 @@ def test_every_sampler_and_guidance_run_on_the_adapter():
     v_c, v_u = (net(x_t, 1000 * t[:, 0], torch.full((4,), k)) for k in (1, 0))
     expected = fm.to_x0(v_u + 3.0 * (v_c - v_u), x_t, t)
     torch.testing.assert_close(guided(xs, s, torch.ones(4, dtype=torch.long)), expected)
+
+
+def test_couplings_and_straightness():
+    g = torch.Generator().manual_seed(9)
+    x0 = torch.randn(64, 1, 3, 3, generator=g)
+    eps = torch.randn(64, 1, 3, 3, generator=g)
+    paired = fm.ot_pairing(x0, eps)
+    assert sorted(paired.flatten(1).sum(1).tolist()) == sorted(eps.flatten(1).sum(1).tolist())   # a permutation
+    cost = lambda e: (x0 - e).pow(2).sum().item()
+    assert cost(paired) < cost(eps) and all(cost(paired) <= cost(eps[torch.randperm(64, generator=g)]) + 1e-9
+                                            for _ in range(20))
+    shuffled = x0[torch.randperm(64, generator=g)]
+    torch.testing.assert_close(fm.ot_pairing(x0, shuffled), x0)                # the exact match is found
+
+    ts = torch.linspace(1, 0, 11)
+    line = torch.stack([(1 - t) * x0 + t * eps for t in ts])
+    assert fm.straightness(ts, line) < 1e-10                                    # a straight path at constant speed
+    bent = line + torch.sin(torch.pi * ts).view(-1, 1, 1, 1, 1)                 # the same ends, bowed in between
+    assert fm.straightness(ts, bent) > 1.0
+
+    # the exact flow to one point is straight; to two separated modes its paths bend
+    def flow_to(means):
+        k = len(means)
+        D = denoisers.gaussian_mixture_denoiser(means, 1e-4 * torch.eye(2).expand(k, 2, 2), torch.ones(k))
+        return fm.FlowDenoiser(AsVelocityNet(fm.velocity_field(D)))
+    start = fm.sigma_grid(1)[0] * torch.randn(500, 2, dtype=torch.float64, generator=g)
+    s_one = fm.straightness(*fm.trajectory(flow_to(torch.tensor([[1.0, 1.0]])), start, fm.sigma_grid(40)))
+    s_two = fm.straightness(*fm.trajectory(flow_to(torch.tensor([[3.0, 0.0], [-3.0, 0.0]])), start,
+                                           fm.sigma_grid(40)))
+    assert s_one < 1e-3 < 0.1 < s_two
+
+    # reflow's pairs: the flow's own samples of the given noise, the same for the same noise
+    noise = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    flow = flow_to(torch.tensor([[3.0, 0.0], [-3.0, 0.0]]))
+    x0_a, eps_a = fm.reflow_pairs(flow, noise, 20)
+    x0_b, _ = fm.reflow_pairs(flow, noise.clone(), 20)
+    assert torch.equal(x0_a, x0_b) and torch.equal(eps_a, noise)
+    assert ((x0_a[:, 0].abs() - 3).abs() < 0.1).float().mean() > 0.95         # each pair ends on a mode
+    with pytest.raises(InputError, match="shaped like x0"):
+        fm.flow_terms(AsVelocityNet(lambda x, t, c: x), x0, eps=eps[:3])

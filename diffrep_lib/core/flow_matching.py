@@ -14,6 +14,10 @@ model predicts noise minus sample, as in Stable Diffusion 3). Dividing by 1 - t 
 and the clean-image estimate is x0_hat = x_t - t v_hat. A velocity network is therefore one more adapter
 (`FlowDenoiser`), and every sampler and guidance of the book runs on it. t = 1 is sigma = infinity, so sampling
 starts just below it, at T_MAX (the prior there is t * eps up to 0.1% of the image: `sigma_grid`).
+
+Couplings: training pairs each image x0 with a noise eps. Independent pairs are the default; minibatch optimal
+transport (`ot_pairing`) and reflow (`reflow_pairs`, the noise and the sample a trained flow makes of it) give
+straighter paths (`straightness`), which few-step samplers follow with less error.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import GridError, InputError, bad, check_int
+from . import samplers
 from .forward_process import per_sample
 
 Tensor = torch.Tensor
@@ -132,13 +137,59 @@ def velocity_field(denoiser):
 
 
 def flow_terms(net, x0: Tensor, y: Tensor | None = None, *, generator=None, t: Tensor | None = None,
-               time_scale: float = TIME_SCALE) -> dict[str, Tensor]:
+               eps: Tensor | None = None, time_scale: float = TIME_SCALE) -> dict[str, Tensor]:
     """Conditional flow matching's loss on the straight path, per sample: t ~ U(0, 1) (or the given t),
-    ||(eps - x0) - net(x_t, 1000 t)||^2 averaged over pixels."""
+    ||(eps - x0) - net(x_t, 1000 t)||^2 averaged over pixels. eps: the noise paired with each image by a coupling
+    (`ot_pairing`, `reflow_pairs`); fresh Gaussian noise (the independent coupling) when None."""
     n = x0.shape[0]
     if t is None:
         t = torch.rand(n, generator=generator, device=x0.device)
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    elif eps.shape != x0.shape:
+        raise bad(InputError, "eps", eps, f"pass one noise per image, shaped like x0 {tuple(x0.shape)}")
     x_t = interpolate(x0, eps, t)
     out = net(x_t, time_scale * t, y) if y is not None else net(x_t, time_scale * t)
     return {"flow": (out - velocity(x0, eps)).pow(2).flatten(1).mean(1)}
+
+
+def ot_pairing(x0: Tensor, eps: Tensor) -> Tensor:
+    """Minibatch optimal transport (Tong et al. 2024; Pooladian et al. 2023): eps reordered so that the pairs
+    (x0[i], eps[i]) minimise the summed squared distance over the batch (an exact assignment)."""
+    from scipy.optimize import linear_sum_assignment
+    if eps.shape != x0.shape:
+        raise bad(InputError, "eps", eps, f"pass one noise per image, shaped like x0 {tuple(x0.shape)}")
+    cost = torch.cdist(x0.flatten(1).double(), eps.flatten(1).double()).pow(2)
+    _, cols = linear_sum_assignment(cost.cpu().numpy())
+    return eps[torch.as_tensor(cols, device=eps.device)]
+
+
+def trajectory(denoiser, x: Tensor, sigmas: Tensor, *, cond=None, sampler=samplers.sample_ddim):
+    """The path a sampler takes from x (VE scaling, at sigmas[0]) to its sample, in the straight path's scaling:
+    (t (K + 1,), x_t (K + 1, N, ...)), from t = t_from_sigma(sigmas[0]) down to t = 0."""
+    sigmas = samplers.check_grid(sigmas)
+    steps = [x / (1 + sigmas[0].item())]
+    sampler(denoiser, x, sigmas, cond=cond, callback=lambda d: steps.append(d["x"] / (1 + d["sigma_next"])))
+    return t_from_sigma(sigmas.double()), torch.stack(steps)
+
+
+def straightness(ts: Tensor, xs: Tensor) -> float:
+    """Liu et al.'s straightness of a path, E int ||(x_1 - x_0) - dx_t/dt||^2 dt / (t_1 - t_0), with dx_t/dt taken
+    segment by segment from a trajectory (ts (K + 1,) decreasing, xs (K + 1, N, ...)): 0 for paths that are straight
+    lines run at constant speed, larger the more they bend."""
+    if xs.shape[0] != len(ts) or len(ts) < 2:
+        raise bad(InputError, "xs", xs, f"pass one state per time: {len(ts)} times, at least 2")
+    ts = ts.to(xs.dtype)
+    dt = (ts[:-1] - ts[1:]).view(-1, *([1] * (xs.dim() - 1)))
+    seg = (xs[:-1] - xs[1:]) / dt                                  # each segment's velocity, towards the data
+    chord = (xs[0] - xs[-1]) / (ts[0] - ts[-1])
+    err = (seg - chord).pow(2).flatten(2).sum(2).mean(1)          # (K,) squared deviation, averaged over samples
+    return ((err * dt.flatten()).sum() / (ts[0] - ts[-1])).item()
+
+
+def reflow_pairs(denoiser, noise: Tensor, steps: int, *, cond=None, t_max: float = T_MAX):
+    """Reflow's training pairs (Liu et al. 2023): each Gaussian noise eps with the sample the flow makes of it,
+    starting from x_t = t_max eps and taking `steps` Euler steps in t (DDIM). Deterministic: the same noise gives
+    the same pairs. Returns (x0, eps), for `flow_terms(net, x0, eps=eps)`."""
+    grid = sigma_grid(steps, t_max)
+    return samplers.sample_ddim(denoiser, grid[0].item() * noise, grid, cond=cond), noise
