@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import GridError, InputError, bad, check_int
 from . import samplers
+from .denoisers import NoiseRange
 from .forward_process import per_sample
 
 Tensor = torch.Tensor
@@ -80,7 +81,7 @@ def sigma_grid(steps: int, t_max: float = T_MAX) -> Tensor:
     return torch.cat([sigma_from_t(t), torch.zeros(1, dtype=torch.float64)])
 
 
-class FlowDenoiser(nn.Module):
+class FlowDenoiser(NoiseRange, nn.Module):
     """Wraps a velocity network net(x_t, 1000 t, cond) -> v_hat as a denoiser D(x, sigma, cond) -> x0_hat.
 
     x in the VE scaling becomes x_t = x / (1 + sigma) at t = sigma / (1 + sigma); the noise range is
@@ -95,14 +96,6 @@ class FlowDenoiser(nn.Module):
         self.net, self.time_scale = net, float(time_scale)
         grid = torch.linspace(1 / 1000, t_max, 1000, dtype=torch.float64)
         self.register_buffer("sigmas", sigma_from_t(grid), persistent=False)
-
-    @property
-    def sigma_min(self) -> float:
-        return self.sigmas[0].item()
-
-    @property
-    def sigma_max(self) -> float:
-        return self.sigmas[-1].item()
 
     def forward(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         if not isinstance(x, Tensor) or not x.is_floating_point():
