@@ -62,7 +62,7 @@ zoo-extras: setup
 	DIFFREP_PROGRESS=$${DIFFREP_PROGRESS:-1} $(PY) scripts/zoo.py --extras
 
 unit:
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 execute-quick:
 	$(PY) scripts/run_book.py --profile quick

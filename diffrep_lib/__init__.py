@@ -17,8 +17,8 @@ others are reached through their layer (`dr.models.unet`, `dr.data.toy2d`, `dr.z
 """
 from . import errors                                                                  # below every layer
 from . import core, data, models, support, survey                                    # layers 0-1
-from .core import (denoisers, diffusers_bridge, forward_process, guidance, losses, metrics, parameterisation,
-                   precision, samplers, sampling, schedules)
+from .core import (denoisers, diffusers_bridge, flow_matching, forward_process, guidance, losses, metrics,
+                   parameterisation, precision, samplers, sampling, schedules)
 from .support import claims, hooks, memo, profile, runtime
 from . import readout                                                                 # layer 2
 from .readout import features, framework, probes
@@ -38,7 +38,7 @@ __all__ = [
     "errors", "core", "support", "survey", "models", "data", "readout", "zoo", "methods", "experiments", "plotting",
     # the diffusion core
     "schedules", "forward_process", "parameterisation", "denoisers", "samplers", "sampling", "guidance",
-    "diffusers_bridge", "losses", "metrics", "precision",
+    "diffusers_bridge", "flow_matching", "losses", "metrics", "precision",
     # support
     "profile", "memo", "claims", "runtime", "hooks",
     # models and readout

@@ -265,6 +265,9 @@ IMGS = torch.randn(3, 1, 8, 8, generator=g)
     (lambda: fw.probe_grid(GTR, Y, {"0/a": GTE["0/a"]}, YT), GridError, "test", "the same cells"),
     (lambda: fw.probe_grid({"0/a": GTR["0/a"]}, Y, GTE, YT), GridError, "train", "the same cells"),
     (lambda: fw.probe_grid(GTR, Y, GTE, YT, probe="svm"), InputError, "probe", "choose 'linear' or 'knn'"),
+    (lambda: fw.probe_scores(GTR, Y, {"val": GTE}), InputError, "evals", "{name: (grid, labels)}"),
+    (lambda: fw.probe_scores(GTR, Y, {"val": (GTE, YT), "test": ({"0/a": GTE["0/a"]}, YT)}), GridError, "test",
+     "the same cells"),
     (lambda: fw.probe_grid(X, Y, XT, YT), InputError, "train", "grid {cell(t, layer)"),
     (lambda: fw.probe_grid({**GTR, "5/b": X[:20]}, Y, GTE, YT), InputError, "train_y", "one label per row of train['5/b']"),
     (lambda: fw.probe_grid(GTR, Y, {**GTE, "0/b": nan_at(XT)}, YT), InputError, "test['0/b']", "NaN or inf"),
@@ -276,7 +279,8 @@ IMGS = torch.randn(3, 1, 8, 8, generator=g)
     (lambda: fw.probe_grid(GTR, Y.float(), GTE, YT), InputError, "train_y", "integer class ids"),
     (lambda: fw.probe_grid(GTR, Y * 0, GTE, YT), InputError, "train_y", "at least two classes"),
     (lambda: fw.probe_grid(GTR, Y, GTE, YT, cfg=None), InputError, "cfg", "ProbeConfig"),
-], ids=["empty grid", "cell missing in test", "cell missing in train", "unknown probe", "tensor, not a grid",
+], ids=["empty grid", "cell missing in test", "cell missing in train", "unknown probe", "evals not pairs",
+        "cell missing in one eval set", "tensor, not a grid",
         "cell with other rows", "NaN cell", "narrow cell", "4-D cell", "k-NN on 12 rows", "float labels",
         "one class", "cfg None"])
 def test_probe_grid(call, kind, argument, fix):
@@ -286,7 +290,7 @@ def test_probe_grid(call, kind, argument, fix):
 
 def test_probe_grid_checks_every_cell_before_training_any(monkeypatch):
     trained = []
-    monkeypatch.setattr(probes.classification, "_linear_probe", lambda *a: trained.append(1) or 0.5)
+    monkeypatch.setattr(fw.probes, "_linear_probe_scores", lambda *a: trained.append(1) or [0.5])
     with raises(InputError, "test['5/b']", "NaN or inf"):
         fw.probe_grid(GTR, Y, {**GTE, "5/b": nan_at(XT, 11)}, YT)
     assert not trained

@@ -50,6 +50,27 @@ def test_probe_grid_finds_a_planted_cell():
         fw.probe_grid(train, y[:200], {"0/mid": test["0/mid"]}, y[200:])
 
 
+def test_probe_scores_fit_each_cell_once_and_match_probe_grid_on_every_set(monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(400) % 4
+    cells = {fw.cell(t, "up.1"): torch.nn.functional.one_hot(y, 4).float() * t / 25
+             + torch.randn(400, 4, generator=g) for t in (0, 25, 50)}
+    part = lambda a, b: {k: v[a:b] for k, v in cells.items()}
+    fits = []
+    real = fw.probes._linear_probe_scores
+    monkeypatch.setattr(fw.probes, "_linear_probe_scores", lambda *a: fits.append(1) or real(*a))
+    for probe in ("linear", "knn"):
+        fits.clear()
+        both = fw.probe_scores(part(0, 200), y[:200], {"val": (part(200, 300), y[200:300]),
+                                                         "test": (part(300, 400), y[300:])}, probe)
+        assert len(fits) == (3 if probe == "linear" else 0)          # one fit per cell, not one per set
+        for name, (a, b) in (("val", (200, 300)), ("test", (300, 400))):
+            _, alone = fw.probe_grid(part(0, 200), y[:200], part(a, b), y[a:b], probe)
+            assert both[name] == alone                               # the same numbers, exactly
+    with pytest.raises(ValueError, match=r"\{name: \(grid, labels\)\}"):
+        fw.probe_scores(part(0, 200), y[:200], {"val": part(200, 300)})
+
+
 def test_untrained_controls_the_start_of_training_and_a_random_nonlinear_network():
     from diffrep_lib import activations, models, recipes, zoo
     r = recipes.get("unet_fmnist", "quick")

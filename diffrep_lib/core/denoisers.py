@@ -20,7 +20,20 @@ Tensor = torch.Tensor
 Denoiser = Callable[..., Tensor]
 
 
-class VPDenoiser(nn.Module):
+class NoiseRange:
+    """The noise range of a denoiser module that keeps its training levels, increasing, in `self.sigmas`: what
+    `sampling.sigma_grid` reads."""
+
+    @property
+    def sigma_min(self) -> float:
+        return self.sigmas[0].item()
+
+    @property
+    def sigma_max(self) -> float:
+        return self.sigmas[-1].item()
+
+
+class VPDenoiser(NoiseRange, nn.Module):
     """Wraps a discrete-time VP network net(x_t, t, cond) that predicts eps, x0 or v.
 
     x_VE is rescaled to x_t = alpha x_VE, and sigma is turned into a fractional timestep by
@@ -46,14 +59,6 @@ class VPDenoiser(nn.Module):
                       "in (0, 1], e.g. dr.recipes.abar(recipe)")
         self.net, self.prediction = net, prediction
         self.register_buffer("sigmas", schedules.sigma_from_abar(abar.double()), persistent=False)
-
-    @property
-    def sigma_min(self) -> float:
-        return self.sigmas[0].item()
-
-    @property
-    def sigma_max(self) -> float:
-        return self.sigmas[-1].item()
 
     def forward(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         self._check(x, sigma, cond)

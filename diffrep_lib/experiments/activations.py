@@ -85,8 +85,8 @@ def _ddae_grid(model, profile, control, ts, layers, sizes, seed):
         table = lambda g: fw.as_table(g, ts, layers)
     out = {}
     for probe in ("linear", "knn"):       # Eq. 16 on the validation images; the chosen cell scored on test
-        chosen, val = fw.probe_grid(tr, y, va, yv, probe)
-        _, test = fw.probe_grid(tr, y, te, yt, probe)
+        scores = fw.probe_scores(tr, y, {"val": (va, yv), "test": (te, yt)}, probe)   # one fit per cell
+        (chosen, val), test = fw.grid_search(scores["val"].__getitem__, list(tr)), scores["test"]
         out.update({probe: table(test), f"val_{probe}": table(val), f"{probe}_cell": chosen, f"{probe}_test": test})
     best = out["linear_cell"]
     few, few_std = probes.few_label_probe(tr[best], y, te[best], yt)

@@ -3,6 +3,7 @@ the activations of B for x_t, train a light head on them, and search (t, B) for 
 
     vecs = feature_vectors(net, x, ts=(0, 25, 100), layers=["up.1", "mid.2"])   # {"25/up.1": (N, D), ...}
     best, grid = probe_grid(vecs_train, y_train, vecs_test, y_test)              # Eq. 16 over the grid
+    scores = probe_scores(vecs_train, y_train, {"val": (vecs_val, y_val), "test": (vecs_test, y_test)})
     maps = dense_features(net, x, t=50, layers=["up.0", "up.1"], size=32)        # DDPM-Seg / DIFT input
 
 Every image gets one fixed noise draw eps (from `seed`), reused at every t: the cells of a grid then differ only
@@ -167,33 +168,55 @@ def probe_grid(train: dict[str, Tensor], train_y: Tensor, test: dict[str, Tensor
     """Eq. 16 on a grid of feature vectors: the same probe (one optimiser and budget) on every cell.
     probe: 'linear' (test accuracy) or 'knn' (k = 20). Returns (best cell, {cell: accuracy}).
     Every cell is checked before any probe runs: a bad cell fails at once, named, not after the others trained."""
+    scores = probe_scores(train, train_y, {"test": (test, test_y)}, probe, cfg)["test"]
+    return grid_search(scores.__getitem__, list(train))
+
+
+def probe_scores(train: dict[str, Tensor], train_y: Tensor, evals: Mapping[str, tuple], probe: str = "linear",
+                 cfg: probes.ProbeConfig = probes.ProbeConfig()) -> dict[str, dict[str, float]]:
+    """The probe of every cell scored on several sets at once, {name: {cell: accuracy}} for evals = {name: (grid,
+    labels)}: a validation set that chooses the cell and a test set that reports it, say. Each cell's probe is
+    trained once and scored on every set, with the numbers `probe_grid` gives for each set alone."""
     if probe not in ("linear", "knn"):
         raise bad(InputError, "probe", probe, "choose 'linear' or 'knn'", "unknown probe")
     probes.check_config(cfg)
-    for name, grid in (("train", train), ("test", test)):
+    if not isinstance(evals, Mapping) or not evals or not all(isinstance(v, tuple) and len(v) == 2
+                                                              for v in evals.values()):
+        raise bad(InputError, "evals", evals, "pass {name: (grid, labels)}, e.g. {'val': (val, val_y), "
+                  "'test': (test, test_y)}")
+    for name, grid in (("train", train), *((n, g) for n, (g, _) in evals.items())):
         if not isinstance(grid, Mapping):
             raise bad(InputError, name, grid, "pass a grid {cell(t, layer): (N, D) features}, as feature_vectors "
                       "returns (one tensor is the grid {'pixels': x})")
     if not train:
         raise bad(GridError, "train", train, "pass at least one cell: feature_vectors(net, x, ts, layers)",
                   "no cells")
-    only_train, only_test = sorted(set(train) - set(test), key=str), sorted(set(test) - set(train), key=str)
-    if only_train or only_test:
-        name, cells = ("test", only_train) if only_train else ("train", only_test)
-        raise bad(GridError, name, sorted(test if only_train else train, key=str), "give train and test the same "
-                  "cells: split one feature_vectors grid by rows", f"missing cells {cells}: cells in only one of "
-                  "the train and test grids")
+    for name, (test, _) in evals.items():
+        only_train, only_test = sorted(set(train) - set(test), key=str), sorted(set(test) - set(train), key=str)
+        if only_train or only_test:
+            bad_name, cells = (name, only_train) if only_train else ("train", only_test)
+            raise bad(GridError, bad_name, sorted(test if only_train else train, key=str), f"give train and {name} "
+                      "the same cells: split one feature_vectors grid by rows", f"missing cells {cells}: cells in "
+                      f"only one of the train and {name} grids")
+    labels = {}
     for k in train:                                     # every cell checked before any probe trains
-        probes.check_inputs(train[k], train_y, test[k], test_y,
-                            (f"train[{k!r}]", "train_y", f"test[{k!r}]", "test_y"))
+        for name, (test, test_y) in evals.items():
+            train_ids, labels[name] = probes.check_inputs(train[k], train_y, test[k], test_y,
+                                                          (f"train[{k!r}]", "train_y", f"{name}[{k!r}]",
+                                                           f"{name}_y"))
         if probe == "knn" and len(train[k]) < 20:
             raise bad(InputError, f"train[{k!r}]", train[k], "pass at least 20 training examples (k-NN votes "
                       "with k = 20) or use probe='linear'")
-    if probe == "linear":
-        score = lambda k: probes.linear_probe(train[k], train_y, test[k], test_y, cfg)
-    else:
-        score = lambda k: probes.knn_accuracy(train[k], train_y, test[k], test_y, 20)
-    return grid_search(score, list(train))
+    out = {name: {} for name in evals}
+    for k in train:
+        sets = [(test[k], labels[name]) for name, (test, _) in evals.items()]
+        if probe == "linear":
+            accs = probes._linear_probe_scores(train[k], train_ids, sets, cfg)
+        else:
+            accs = [probes._knn_accuracy(train[k], train_ids, x, y, 20) for x, y in sets]
+        for name, acc in zip(evals, accs):
+            out[name][k] = acc
+    return out
 
 
 def grid_search(score, cells) -> tuple:

@@ -70,9 +70,16 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
 
 
 def _linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, cfg: ProbeConfig) -> float:
-    train_x, test_x = standardize(train_x.float(), test_x.float())
-    train_y, test_y = train_y.to(train_x.device), test_y.to(train_x.device)
-    classes = int(max(train_y.max(), test_y.max())) + 1
+    return _linear_probe_scores(train_x, train_y, [(test_x, test_y)], cfg)[0]
+
+
+def _linear_probe_scores(train_x: Tensor, train_y: Tensor, evals, cfg: ProbeConfig) -> list[float]:
+    """One linear head trained on train_x, its accuracy on each (x, y) of `evals` (checked labels): the numbers a
+    separate `_linear_probe` per set gives (standardisation and training see only the training set; the head has
+    a logit for every class id up to the largest in any set), at the cost of one fit."""
+    train_x, *xs = standardize(train_x.float(), *(x.float() for x, _ in evals))
+    train_y, ys = train_y.to(train_x.device), [y.to(train_x.device) for _, y in evals]
+    classes = int(max(train_y.max(), *(y.max() for y in ys))) + 1
     g = torch.Generator().manual_seed(cfg.seed)
     head = nn.Linear(train_x.shape[1], classes)
     with torch.no_grad():
@@ -87,7 +94,7 @@ def _linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tens
             loss.backward()
             opt.step()
     with torch.no_grad():
-        return (head(test_x).argmax(1) == test_y).float().mean().item()
+        return [(head(x).argmax(1) == y).float().mean().item() for x, y in zip(xs, ys)]
 
 
 def knn_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, k: int = 20) -> float:
