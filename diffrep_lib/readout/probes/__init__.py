@@ -14,8 +14,8 @@ argument, the value received and what to do (features of the wrong shape or widt
 dtype or range, NaN or inf, a single training class, k outside 1..N, ...); the computations are unchanged.
 """
 from . import classification, correspondence, hyperfeatures, segmentation
-from .classification import (ProbeConfig, _check_k, _knn_accuracy, _linear_probe, _linear_probe_scores, check_config, check_inputs,
-                             few_label_probe, knn_accuracy, linear_probe, standardize)
+from .classification import (ProbeConfig, _check_k, _knn_accuracy, _linear_probe, _linear_probe_scores, check_config,
+                             check_inputs, few_label_probe, knn_accuracy, linear_probe, standardize)
 from .correspondence import _match_points, keypoint_pck, match_points, pck
 from .hyperfeatures import Hyperfeatures, correspondence_loss
 from .segmentation import PixelMLP, miou, predict_pixels, train_pixel_ensemble
