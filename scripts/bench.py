@@ -91,6 +91,27 @@ def bench_sampling(n: int, nfe: int) -> list[dict]:
     return out
 
 
+def bench_inference_batch(sizes=(16, 32, 64, 128, 500), n: int = 300, nfe: int = 10) -> list[dict]:
+    """Seconds to draw n classifier-free guided samples (unet_fmnist, scale 2, DPM-Solver++(2M) at nfe) by the
+    sampler's batch size (CFG doubles the network's batch) and the weights' layout: what `runtime.inference_batch`
+    and `runtime.for_inference` chose from. The faster of two runs counts."""
+    D = dr.zoo.denoiser("unet_fmnist", "quick")
+    G = dr.denoisers.clip_x0(dr.guidance.cfg(D, 2.0, D.net.null_label))
+    sig = dr.sampling.sigma_grid(D, dr.samplers.steps_for_nfe("dpmpp_2m", nfe))
+    out = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        D.net.to(memory_format=layout)
+        for b in sizes:
+            best = float("inf")
+            for _ in range(2):
+                t0 = time.perf_counter()
+                dr.sampling.generate(G, n, sampler="dpmpp_2m", sigmas=sig, cond=torch.arange(n) % 10, batch=b)
+                best = min(best, time.perf_counter() - t0)
+            out.append({"layout": str(layout).split(".")[-1], "batch": b, "s": best,
+                        "img_nfe_per_s": 2 * n * nfe / best})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=10)
@@ -111,6 +132,10 @@ def main() -> None:
               f"{b['flops_per_step'] / 1e9:>11.2f} {b['flops_per_step'] / 1e9 / b['s_per_step']:>8.1f}")
     print(f"step-time ratio diffusers / ours: {rows[1]['s_per_step'] / rows[0]['s_per_step']:.2f} "
           f"(FLOP ratio {rows[1]['flops_per_step'] / rows[0]['flops_per_step']:.2f})")
+    print("\n300 CFG samples (unet_fmnist, DPM-Solver++(2M), 10 NFE) by batch size; the library reads networks "
+          f"in batches of {dr.runtime.inference_batch('cpu')} on a CPU")
+    for b in bench_inference_batch():
+        print(f"  {b['layout']:<18} batch {b['batch']:>4}: {b['s']:>5.1f} s, {b['img_nfe_per_s']:>5.0f} network images/s")
     print(f"\nsampling unet_fmnist, {args.samples} class-conditional images, budget {args.nfe} NFE")
     print(f"{'sampler':<16} {'NFE':>4} {'bf16':>5} {'img/s':>8} {'ms/(img*NFE)':>13}")
     for s in bench_sampling(args.samples, args.nfe):

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from diffrep_lib import denoisers, guidance, samplers
+from diffrep_lib import denoisers, features, guidance, methods, recipes, samplers, zoo
 from diffrep_lib.core import flow_matching as fm
 from diffrep_lib.errors import GridError, InputError
+from diffrep_lib.models import MLPConfig
 
 
 class ToyVelocity(nn.Module):
@@ -173,3 +174,28 @@ def test_couplings_and_straightness():
     assert ((x0_a[:, 0].abs() - 3).abs() < 0.1).float().mean() > 0.95         # each pair ends on a mode
     with pytest.raises(InputError, match="shaped like x0"):
         fm.flow_terms(AsVelocityNet(lambda x, t, c: x), x0, eps=eps[:3])
+
+
+# --- the flow-matching method in the zoo (methods/flow.py)
+
+FLOW_TOY = recipes.Recipe(name="flow_toy", model=MLPConfig(hidden=32, depth=2), task="flow", data="toy2d/8gaussians",
+                          steps=200, batch_size=256, lr=5e-3, warmup=0, p_uncond=0.0, prediction="velocity")
+
+
+def test_a_flow_recipe_trains_through_the_zoo_and_is_read_as_a_flow_denoiser(cache, monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "flow_toy", {"full": FLOW_TOY})
+    rec = zoo.record("flow_toy", "full")
+    curve = rec["loss_curve"]["loss"]
+    assert curve[-1] < curve[0]                                                           # it learnt
+    untrained = methods.flow.held_out_flow_loss(zoo.untrained("flow_toy", "full"), FLOW_TOY)
+    assert rec["metrics"]["test_flow_loss"] < untrained["test_flow_loss"]
+    D = zoo.denoiser("flow_toy", "full")
+    assert isinstance(D, fm.FlowDenoiser)
+    x0, eps, t = torch.randn(8, 2), torch.randn(8, 2), torch.full((8,), 0.4)
+    x_t = fm.interpolate(x0, eps, t)
+    with torch.no_grad():
+        v = D.net(x_t, 1000 * t)
+        got = D(x_t / 0.6, fm.sigma_from_t(t))                 # the VE input of the same point
+    assert torch.allclose(got, fm.to_x0(v, x_t, t[:, None]), atol=1e-5)
+    with pytest.raises(InputError, match="abar"):             # no VP schedule to noise a velocity network on
+        features.extract(zoo.get("flow_toy", "full"), x0, 10, ["blocks.0"])

@@ -15,6 +15,7 @@ from ..errors import GridError, InputError, bad, check_int, real
 from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
 from ..support.profile import device_for
+from ..support.runtime import inference_batch
 from ..core.precision import bf16_autocast, bf16_native
 
 Tensor = torch.Tensor
@@ -57,7 +58,7 @@ def _sample_set(model: str, profile: str, model_seed: int, sampler: str, nfe: in
     y = condition_ids(labels, n, D.net.null_label)
     sigmas = sigma_grid(D, samplers.steps_for_nfe(sampler, nfe), grid)
     x = generate(G, n, sampler=sampler, sigmas=sigmas, cond=y, seed=seed, bf16=bf16,
-                 batch=2500 if device == "cuda" else 500, device=device)
+                 batch=inference_batch(device), device=device)
     return {"x": x, "y": y}
 
 

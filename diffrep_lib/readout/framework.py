@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..core.precision import bf16_autocast
 from ..errors import GridError, InputError, bad, check_int
+from ..support.runtime import inference_batch
 from . import features, probes
 
 
@@ -99,18 +100,26 @@ def split_cell(key: str) -> tuple[int, str]:
         raise bad(GridError, "key", key, "pass a key made by cell(t, layer), such as '25/up.1'") from None
 
 
+def _batch(batch, x: Tensor) -> int:
+    """Images per forward pass: `batch` checked, or the device's inference batch when None."""
+    if batch is None:
+        return inference_batch(x.device)
+    return check_int(batch, "batch", "pass a positive number of images per forward pass (or None)")
+
+
 @torch.no_grad()
 def feature_vectors(model, x: Tensor, ts, layers, *, pool_size: int | None = 2, extras: int = 0, seed: int = 0,
-                    batch: int = 500, bf16: bool = False) -> dict[str, Tensor]:
+                    batch: int | None = None, bf16: bool = False) -> dict[str, Tensor]:
     """One pooled feature vector per image for every (t, layer): {cell(t, layer): (N, D)} (DDAE's readout).
 
     pool_size: average-pool each map to pool_size x pool_size (None: global average); extras: leading tokens to
     drop from transformer outputs (U-ViT's time and label tokens); bf16: run the network in bfloat16 autocast
     where the device computes bf16 natively (about twice as fast on a CPU with bf16 instructions; float32
-    elsewhere); the features are returned in float32."""
+    elsewhere); the features are returned in float32. batch: images per forward pass (None: the device's
+    `runtime.inference_batch`)."""
     x = _images(x)
     ts, layers = _grid_axes(ts, layers)
-    batch = check_int(batch, "batch", "pass a positive number of images per forward pass")
+    batch = _batch(batch, x)
     if pool_size is not None:
         check_int(pool_size, "pool_size", "pass a positive side for the pooled maps (2: 2x2), or None for a global "
                "average")
@@ -135,24 +144,29 @@ def feature_maps(model, x: Tensor, ts, layers, *, ensemble: int = 1, seed: int =
     x = _images(x)
     ts, layers = _grid_axes(ts, layers)
     eps = noise_draws(x, seed, ensemble)
-    out = {}
+    batch = _batch(None, x)
+    out: dict[tuple, list[Tensor]] = {}
     for t in ts:
-        with bf16_autocast(x.device, bf16):
-            f = features.extract(model, x, int(t), list(layers), noise=eps, ensemble=ensemble)
-        out.update({(t, layer): v for layer, v in f.items()})
-    return out
+        for i in range(0, len(x), batch):
+            with bf16_autocast(x.device, bf16):
+                f = features.extract(model, x[i:i + batch], int(t), list(layers), noise=eps[:, i:i + batch],
+                                     ensemble=ensemble)
+            for layer, v in f.items():
+                out.setdefault((t, layer), []).append(v)
+    return {k: torch.cat(v) for k, v in out.items()}
 
 
 @torch.no_grad()
 def dense_features(model, x: Tensor, t: int, layers, *, size: int, extras: int = 0, seed: int = 0,
-                   ensemble: int = 1, batch: int = 200, bf16: bool = False) -> Tensor:
+                   ensemble: int = 1, batch: int | None = None, bf16: bool = False) -> Tensor:
     """Per-pixel features (N, sum of channels, size, size): the maps of `layers` at timestep t, bilinearly
     upsampled to size x size and concatenated along channels (DDPM-Seg's pixel representation). With ensemble > 1
-    the maps are averaged over that many noise draws (DIFT averages 8)."""
+    the maps are averaged over that many noise draws (DIFT averages 8). batch: images per forward pass (None: the
+    device's `runtime.inference_batch`)."""
     x = _images(x)
     layers = _layers(layers)
     size = check_int(size, "size", "pass the output side in pixels, usually the images' (x.shape[-1])")
-    batch = check_int(batch, "batch", "pass a positive number of images per forward pass")
+    batch = _batch(batch, x)
     check_int(extras, "extras", "pass the number of leading non-patch tokens (0 for a U-Net)", low=0)
     eps = noise_draws(x, seed, ensemble)
     chunks = []

@@ -1,5 +1,5 @@
-"""Where the library keeps its files and how it runs here: the cache folder, atomic writes and progress bars (bfloat16 is the
-core's `precision`).
+"""Where the library keeps its files and how it runs here: the cache folder, atomic writes, progress bars, and the
+batch size and weight layout of inference (bfloat16 is the core's `precision`).
 
 Environment: DIFFREP_CACHE (trained models and memoised evaluations; default ~/.cache/diffrep) and
 DIFFREP_PROGRESS=0 (no progress bars, as in executed book pages).
@@ -10,10 +10,26 @@ import os
 import uuid
 from pathlib import Path
 
+import torch
+
 
 def cache_dir() -> Path:
     """The folder of trained models (zoo/) and memoised evaluations (memo/)."""
     return Path(os.environ.get("DIFFREP_CACHE", Path.home() / ".cache" / "diffrep"))
+
+
+def inference_batch(device) -> int:
+    """Images per forward pass where a network is only read (sampling, features): 2500 on a GPU; 32 on a CPU, where
+    a small network's activations then stay in the cores' caches. `make bench` prints the throughput by batch size:
+    about 1.8x the images per second of a batch of 500 for the zoo's U-Net on two cores."""
+    return 2500 if torch.device(device).type == "cuda" else 32
+
+
+def for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with its convolution weights stored channels-last (in place; returned): on a CPU the convolutions
+    then run about 1.1-1.4x faster at the inference batch (`make bench`). Inputs keep their layout; activations of
+    convolutions come out channels-last, which every tensor operation accepts (`.view` needs `.contiguous()`)."""
+    return model.to(memory_format=torch.channels_last)
 
 
 def progress_enabled() -> bool:

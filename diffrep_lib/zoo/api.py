@@ -18,9 +18,9 @@ import torch
 
 from ..core import denoisers
 from ..readout.features import carry_schedule
-from ..support.runtime import progress_enabled
+from ..support.runtime import for_inference, progress_enabled
 from ..support.profile import resolve
-from . import build, recipes
+from . import build, recipes, registry
 from .build import build_model, load_into
 from .recipes import Recipe, abar, get as recipe, recipe_hash
 from .store import ZooError, atomic_save, atomic_write_text, cached_path, file_lock, read_manifest, retrain_command, \
@@ -112,8 +112,15 @@ def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = No
     profile = resolve(profile)
     r = recipe(name, profile, seed)
     if _use_shipped(name, profile, seed) and name not in recipes.RECORD_ONLY:
-        return carry_schedule(shipped(r), abar(r))
-    return carry_schedule(_from_cache(r, profile, device), abar(r))
+        return _with_schedule(for_inference(shipped(r)), r)
+    return _with_schedule(for_inference(_from_cache(r, profile, device)), r)
+
+
+def _with_schedule(model, r: Recipe):
+    """The model carrying its recipe's VP schedule for `readout.features`; a model its method reads otherwise (a
+    flow-matching velocity network) carries none, so reading it on a VP schedule fails, named, instead of
+    noising it wrongly."""
+    return model if registry.method(r.task).denoiser is not None else carry_schedule(model, abar(r))
 
 
 def record(name: str, profile: str = "auto", seed: int = 0, device: str | None = None) -> dict:
@@ -155,7 +162,7 @@ def untrained(name: str, profile: str = "auto", seed: int = 0, *, zero_layers: s
             w = getattr(m, "weight", None)
             if isinstance(w, torch.Tensor) and w.dim() > 1 and not w.any() and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
-    return carry_schedule(net.eval(), abar(r))
+    return _with_schedule(for_inference(net.eval()), r)
 
 
 def load(name: str, profile: str = "auto", seed: int = 0, *, init: str = "trained"):
@@ -167,9 +174,11 @@ def load(name: str, profile: str = "auto", seed: int = 0, *, init: str = "traine
 
 
 def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
-    """The zoo network `name` behind the denoiser contract D(x, sigma, cond) -> x0_hat."""
+    """The zoo network `name` behind the denoiser contract D(x, sigma, cond) -> x0_hat: its method's reading
+    (`registry.Method.denoiser`), by default a VPDenoiser on the recipe's schedule and prediction."""
     r = recipe(name, resolve(profile), seed)
-    return denoisers.VPDenoiser(get(name, profile, seed, device), abar(r), r.prediction).eval()
+    net, read = get(name, profile, seed, device), registry.method(r.task).denoiser
+    return (read(net, r) if read is not None else denoisers.VPDenoiser(net, abar(r), r.prediction)).eval()
 
 
 def condition_ids(name: str, profile: str = "auto", seed: int = 0):

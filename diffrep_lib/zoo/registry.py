@@ -41,6 +41,9 @@ class Method:
     - ``evaluate(model, recipe)`` -> {metric: value} on held-out data, stored in the manifest with the weights
     - ``call(model, x, t, y)`` -> the network's output on a batch (the golden output of `zoo.golden` uses it)
     - ``curve(recipe)`` -> point(step, model) -> {metric: value}, evaluated every recipe.curve_every steps (or None)
+    - ``denoiser(net, recipe)`` -> the trained network behind the denoiser contract D(x, sigma, cond) -> x0_hat, for
+      methods that are not read on a VP schedule (flow matching); None: `VPDenoiser` on the recipe's schedule and
+      prediction, and the network carries that schedule for `readout.features`
     """
     terms: Callable
     evaluate: Callable
@@ -48,6 +51,7 @@ class Method:
     wrap: Callable = _unwrapped
     call: Callable = _denoiser_call
     curve: Callable | None = None
+    denoiser: Callable | None = None
 
 
 @dataclass(frozen=True)
