@@ -37,7 +37,7 @@ class Recipe:
     ema_decay: float | None = 0.999
     schedule: str = "linear"      # noise schedule (denoising tasks)
     T: int = 1000
-    prediction: str = "eps"       # what the network predicts: eps, x0 or v
+    prediction: str = "eps"       # what the network predicts: eps, x0 or v (diffusion); velocity (flow matching)
     p_uncond: float = 0.1         # label dropout for classifier-free guidance
     seed: int = 0
     # --- fields added after FORMAT 1 (they enter the hash only when they differ from these defaults) ---
@@ -129,6 +129,9 @@ _REPA = replace(_DIT, name="repa_dit_fmnist", task="denoise_aligned", teacher="s
 # step on the H100 (191 s for 6,000 steps; REPA 224 s), so chapter 12's three arms alone would have used the whole
 # book's 10-minute full budget; at 4 x 4 the three arms, trained side by side, took 182-232 s each (H100).
 _DIT_FULL = dict(model=DiTConfig(dim=192, depth=8, heads=6, patch=4), curve_every=1000)
+# ch. 13: flow matching on the straight path (rectified flow) with the base U-Net's network, data, steps, batch,
+# optimiser and label dropout: only the objective differs (the velocity eps - x0 of x_t = (1 - t) x0 + t eps)
+_FLOW = replace(_UNET, name="flow_unet_fmnist", task="flow", prediction="velocity")
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -143,6 +146,10 @@ RECIPES = {
                            "full": replace(_UNCOND, model=UNetConfig(channels=(64, 96, 96), emb_dim=256,
                                                                      num_classes=None), steps=6000,
                                            batch_size=256, lr=5e-4, warmup=500)},
+    # ... and its flow-matching twin (ch. 13)
+    "flow_unet_fmnist": {"quick": _FLOW,
+                         "full": replace(_FLOW, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=6000,
+                                         batch_size=256, lr=5e-4, warmup=500)},
     # the evaluation classifier: its 128-d features define FID-FM, its predictions sample accuracy
     "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
     # the noise-aware classifier p(y | x_t, t) of classifier guidance (ch. 3)
