@@ -93,7 +93,7 @@ def bench_sampling(n: int, nfe: int) -> list[dict]:
 
 def bench_inference_batch(sizes=(16, 32, 64, 128, 500), n: int = 300, nfe: int = 10) -> list[dict]:
     """Seconds to draw n classifier-free guided samples (unet_fmnist, scale 2, DPM-Solver++(2M) at nfe) by the
-    sampler's batch size (CFG doubles the network's batch) and the weights' layout: what `runtime.inference_batch`
+    sampler's batch size (CFG doubles the network's batch; a batch above n is one batch of all n) and the weights' layout: what `runtime.inference_batch`
     and `runtime.for_inference` chose from. The faster of two runs counts."""
     D = dr.zoo.denoiser("unet_fmnist", "quick")
     G = dr.denoisers.clip_x0(dr.guidance.cfg(D, 2.0, D.net.null_label))
@@ -135,7 +135,8 @@ def main() -> None:
     print("\n300 CFG samples (unet_fmnist, DPM-Solver++(2M), 10 NFE) by batch size; the library reads networks "
           f"in batches of {dr.runtime.inference_batch('cpu')} on a CPU")
     for b in bench_inference_batch():
-        print(f"  {b['layout']:<18} batch {b['batch']:>4}: {b['s']:>5.1f} s, {b['img_nfe_per_s']:>5.0f} network images/s")
+        print(f"  {b['layout']:<18} batch {b['batch']:>4}: {b['s']:>5.1f} s, "
+              f"{b['img_nfe_per_s']:>5.0f} network images/s")
     print(f"\nsampling unet_fmnist, {args.samples} class-conditional images, budget {args.nfe} NFE")
     print(f"{'sampler':<16} {'NFE':>4} {'bf16':>5} {'img/s':>8} {'ms/(img*NFE)':>13}")
     for s in bench_sampling(args.samples, args.nfe):

@@ -1,6 +1,7 @@
 """Flow matching behind the denoiser contract: the straight path's conversions, diffusers' flow-matching
 scheduler, and the exact velocity field of a Gaussian."""
 import pytest
+import safetensors.torch
 import torch
 from torch import nn
 
@@ -197,5 +198,31 @@ def test_a_flow_recipe_trains_through_the_zoo_and_is_read_as_a_flow_denoiser(cac
         v = D.net(x_t, 1000 * t)
         got = D(x_t / 0.6, fm.sigma_from_t(t))                 # the VE input of the same point
     assert torch.allclose(got, fm.to_x0(v, x_t, t[:, None]), atol=1e-5)
-    with pytest.raises(InputError, match="abar"):             # no VP schedule to noise a velocity network on
-        features.extract(zoo.get("flow_toy", "full"), x0, 10, ["blocks.0"])
+    net = zoo.get("flow_toy", "full")
+    for abar in (None, recipes.abar(FLOW_TOY)):                # not on a VP schedule, not even when given one
+        with pytest.raises(InputError, match="its own denoiser"):
+            features.extract(net, x0, 10, ["blocks.0"], abar=abar)
+    path = cache / "roundtrip.safetensors"                     # channels-last weights are stored contiguous
+    zoo.store.atomic_save(net.state_dict(), path)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in safetensors.torch.load_file(str(path)).items())
+
+
+class LabelsSeen(nn.Module):
+    """Records the labels it is called with; predicts zero velocity."""
+
+    null_label = 10
+
+    def forward(self, x, tt, y=None):
+        self.seen = y
+        return torch.zeros_like(x)
+
+
+def test_the_flow_method_drops_labels_to_the_null_id_at_the_recipe_rate():
+    r = recipes.get("flow_unet_fmnist")
+    net, x, y = LabelsSeen(), torch.randn(4000, 1, 2, 2), torch.arange(4000) % 10
+    terms = methods.flow.flow_terms(net, x, y, recipe=r, null=10, generator=torch.Generator().manual_seed(0))
+    dropped = (net.seen == 10).float().mean().item()
+    assert abs(dropped - r.p_uncond) < 0.02 and torch.equal(net.seen[net.seen != 10], y[net.seen != 10])
+    assert terms["flow"].shape == (4000,)
+    methods.flow.flow_terms(net, x, y, recipe=r, null=None)                 # no null id: labels kept
+    assert torch.equal(net.seen, y)

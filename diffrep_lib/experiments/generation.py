@@ -10,11 +10,12 @@ import functools
 import torch
 
 from .. import zoo
-from ..core import denoisers, diffusers_bridge, guidance, samplers
+from ..core import denoisers, diffusers_bridge, guidance, samplers, schedules
 from ..errors import GridError, InputError, bad, check_int, real
 from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
-from ..support.profile import device_for
+from ..support.profile import device_for, resolve
+from ..zoo import recipes
 from ..support.runtime import inference_batch
 from ..core.precision import bf16_autocast, bf16_native
 
@@ -30,7 +31,8 @@ def zoo_denoiser(name: str, profile: str, seed: int = 0):
 
 def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0):
     """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg' or 'classifier');
-    classifier guidance uses the zoo's noise-aware classifier and the model's null label (unconditional)."""
+    classifier guidance uses the zoo's noise-aware classifier, on the timesteps of its own training schedule, and
+    the model's null label (unconditional)."""
     device = device_for(profile)
     D = zoo_denoiser(model, profile, model_seed).to(device)
     null = D.net.null_label
@@ -40,7 +42,8 @@ def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | 
         G = guidance.cfg(D, scale, null)
     elif guide == "classifier":
         clf = zoo_classifier("noisy_classifier_fmnist", profile).to(device)
-        G = guidance.classifier_guidance(D, clf, scale, D.sigmas, null=null)
+        table = schedules.sigma_from_abar(recipes.abar(recipes.get("noisy_classifier_fmnist", resolve(profile))))
+        G = guidance.classifier_guidance(D, clf, scale, table.to(device), null=null)
     else:
         raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
     return denoisers.clip_x0(G), D

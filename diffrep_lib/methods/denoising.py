@@ -9,6 +9,7 @@ import torch
 from .. import data
 from ..core import denoisers, losses, metrics, samplers
 from ..core.sampling import balanced_labels, generate, sigma_grid
+from ..support.runtime import inference_batch
 from ..zoo import api, recipes, registry
 
 
@@ -53,7 +54,7 @@ def fid_curve(r):
         y = balanced_labels(1000)
         sigmas = sigma_grid(D, samplers.steps_for_nfe("dpmpp_2m", 10))
         x = generate(denoisers.clip_x0(D), 1000, sampler="dpmpp_2m", sigmas=sigmas, cond=y, seed=0,
-                     batch=1000 if device.type == "cuda" else 500, device=str(device))
+                     batch=inference_batch(device), device=str(device))
         g = torch.Generator(device=device).manual_seed(99)      # the same noise at every checkpoint
         loss = losses.denoising_terms(net, x_test[:1000].to(device), y_test[:1000].to(device),
                                       abar=abar.to(device), prediction=r.prediction,

@@ -25,10 +25,13 @@ def flow_terms(net, x, y, *, recipe, abar=None, null=None, generator=None) -> di
 
 @torch.no_grad()
 def held_out_flow_loss(model, r) -> dict:
-    """The flow-matching loss on the held-out set at fixed times and noise (labelled models with their labels)."""
+    """The flow-matching loss on the held-out set at fixed times and noise: labelled models with their labels,
+    models conditioned on self-made ids (not known for test images) with the null id."""
     x, y = data.held_out(r.data)
-    terms = flow_matching.flow_terms(model, x, y if conditional(r) else None,
-                                     generator=torch.Generator().manual_seed(99))
+    y = y if conditional(r) else None
+    if y is not None and not registry.condition(r.condition).human:
+        y = torch.full_like(y, model.null_label)
+    terms = flow_matching.flow_terms(model, x, y, generator=torch.Generator().manual_seed(99))
     return {"test_flow_loss": round(terms["flow"].mean().item(), 5)}
 
 

@@ -31,6 +31,11 @@ def carry_schedule(net, abar):
 
 
 def _network_and_schedule(model, abar):
+    read_as = getattr(model, "read_as", None)                 # set by the zoo on networks not read on a VP schedule
+    if read_as is not None:
+        raise bad(InputError, "model", f"a {type(model).__name__} trained by the {read_as!r} method",
+                  "this reads networks on a VP noise schedule (x_t = sqrt(abar) x + sqrt(1 - abar) eps), which is "
+                  "not the path it was trained on: read it through its own denoiser, dr.zoo.denoiser(name)")
     if isinstance(model, VPDenoiser):
         return model.net, schedules.abar_from_sigma(model.sigmas).float() if abar is None else _check_abar(abar)
     if abar is None:

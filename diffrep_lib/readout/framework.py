@@ -137,14 +137,15 @@ def feature_vectors(model, x: Tensor, ts, layers, *, pool_size: int | None = 2, 
 
 
 @torch.no_grad()
-def feature_maps(model, x: Tensor, ts, layers, *, ensemble: int = 1, seed: int = 0,
+def feature_maps(model, x: Tensor, ts, layers, *, ensemble: int = 1, seed: int = 0, batch: int | None = None,
                  bf16: bool = False) -> dict[tuple, Tensor]:
     """The maps of every (t, layer) at the layers' own resolutions, {(t, layer): (N, C, h, w)}, averaged over
-    `ensemble` noise draws (the same draws at every t). Transformer tokens are returned as they come."""
+    `ensemble` noise draws (the same draws at every t). Transformer tokens are returned as they come. batch:
+    images per forward pass (None: the device's `runtime.inference_batch`)."""
     x = _images(x)
     ts, layers = _grid_axes(ts, layers)
     eps = noise_draws(x, seed, ensemble)
-    batch = _batch(None, x)
+    batch = _batch(batch, x)
     out: dict[tuple, list[Tensor]] = {}
     for t in ts:
         for i in range(0, len(x), batch):

@@ -146,7 +146,7 @@ RECIPES = {
                            "full": replace(_UNCOND, model=UNetConfig(channels=(64, 96, 96), emb_dim=256,
                                                                      num_classes=None), steps=6000,
                                            batch_size=256, lr=5e-4, warmup=500)},
-    # ... and its flow-matching twin (ch. 13)
+    # the base U-Net's flow-matching twin: the same recipe, trained on the straight path (ch. 13)
     "flow_unet_fmnist": {"quick": _FLOW,
                          "full": replace(_FLOW, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=6000,
                                          batch_size=256, lr=5e-4, warmup=500)},
