@@ -25,14 +25,20 @@ def denoising_terms(net, x, y, *, recipe, abar, null=None, generator=None) -> di
                                   generator=generator)
 
 
-@torch.no_grad()
-def held_out_loss(model, r) -> dict:
-    """The fixed-noise denoising loss on the held-out set; self-made condition ids (clusters) are not known for
-    test images, so such models are scored unconditionally (the null id)."""
+def held_out_set(model, r):
+    """The held-out (x, y) on which recipe r's model is scored: y its labels for a labelled model, the null id for
+    one conditioned on self-made ids (clusters are not known for test images), None for an unconditional one."""
     x, y = data.held_out(r.data)
     y = y if conditional(r) else None
     if y is not None and not registry.condition(r.condition).human:
         y = torch.full_like(y, model.null_label)
+    return x, y
+
+
+@torch.no_grad()
+def held_out_loss(model, r) -> dict:
+    """The fixed-noise denoising loss on the held-out set (`held_out_set`)."""
+    x, y = held_out_set(model, r)
     terms = losses.denoising_terms(model, x, y, abar=recipes.abar(r), prediction=r.prediction,
                                    generator=torch.Generator().manual_seed(99))
     return {"test_denoise_loss": round(terms["denoise"].mean().item(), 5)}

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import data
 from ..core import flow_matching, losses
 from ..zoo import registry
-from .denoising import conditional
+from .denoising import conditional, held_out_set
 
 
 def flow_terms(net, x, y, *, recipe, abar=None, null=None, generator=None) -> dict:
@@ -25,12 +24,8 @@ def flow_terms(net, x, y, *, recipe, abar=None, null=None, generator=None) -> di
 
 @torch.no_grad()
 def held_out_flow_loss(model, r) -> dict:
-    """The flow-matching loss on the held-out set at fixed times and noise: labelled models with their labels,
-    models conditioned on self-made ids (not known for test images) with the null id."""
-    x, y = data.held_out(r.data)
-    y = y if conditional(r) else None
-    if y is not None and not registry.condition(r.condition).human:
-        y = torch.full_like(y, model.null_label)
+    """The flow-matching loss on the held-out set (`denoising.held_out_set`) at fixed times and noise."""
+    x, y = held_out_set(model, r)
     terms = flow_matching.flow_terms(model, x, y, generator=torch.Generator().manual_seed(99))
     return {"test_flow_loss": round(terms["flow"].mean().item(), 5)}
 
