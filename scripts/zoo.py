@@ -42,8 +42,8 @@ def _worker_init(threads: int, jobs: int) -> None:
     os.environ["DIFFREP_BAR_POSITION"] = str((mp.current_process()._identity[0] - 1) % jobs)   # its own bar line
 
 
-def _ship(name: str, seed: int = 0) -> tuple[str, dict]:
-    return name, (zoo.ship(name) if seed == 0 else zoo.record(name, "quick", seed))
+def _ship(name: str, seed: int = 0, force: bool = False) -> tuple[str, dict]:
+    return name, (zoo.ship(name, retrain=force) if seed == 0 else zoo.record(name, "quick", seed))
 
 
 def report(name: str, rec: dict) -> None:
@@ -54,7 +54,8 @@ def report(name: str, rec: dict) -> None:
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="recipes to train (default: all stale ones)")
-    ap.add_argument("--force", action="store_true", help="retrain even if up to date")
+    ap.add_argument("--force", action="store_true",
+                    help="retrain even if up to date (from scratch: an earlier run's weights are not reused)")
     ap.add_argument("--verify", action="store_true", help="only verify the shipped weights")
     ap.add_argument("--jobs", type=int, default=2, help="recipes trained side by side (default 2)")
     ap.add_argument("--extras", action="store_true",
@@ -93,11 +94,11 @@ def main() -> int:
         jobs = max(1, min(args.jobs, len(jobs_list), cores))
         if jobs == 1:
             for name, seed in jobs_list:
-                report(*_ship(name, seed))
+                report(*_ship(name, seed, args.force))
             continue
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                  initargs=(cores // jobs, jobs)) as pool:
-            for done in as_completed([pool.submit(_ship, name, seed) for name, seed in jobs_list]):
+            for done in as_completed([pool.submit(_ship, name, seed, args.force) for name, seed in jobs_list]):
                 report(*done.result())
     return 0
 

@@ -1,11 +1,14 @@
 """Flow matching behind the denoiser contract: the straight path's conversions, diffusers' flow-matching
 scheduler, and the exact velocity field of a Gaussian."""
+import dataclasses
+
 import pytest
 import safetensors.torch
 import torch
 from torch import nn
 
 from diffrep_lib import denoisers, features, guidance, methods, recipes, samplers, zoo
+from diffrep_lib.core import sampling
 from diffrep_lib.core import flow_matching as fm
 from diffrep_lib.errors import GridError, InputError
 from diffrep_lib.models import MLPConfig
@@ -199,9 +202,7 @@ def test_a_flow_recipe_trains_through_the_zoo_and_is_read_as_a_flow_denoiser(cac
         got = D(x_t / 0.6, fm.sigma_from_t(t))                 # the VE input of the same point
     assert torch.allclose(got, fm.to_x0(v, x_t, t[:, None]), atol=1e-5)
     net = zoo.get("flow_toy", "full")
-    for abar in (None, recipes.abar(FLOW_TOY)):                # not on a VP schedule, not even when given one
-        with pytest.raises(InputError, match="its own denoiser"):
-            features.extract(net, x0, 10, ["blocks.0"], abar=abar)
+    assert net.schedule_path == "straight"
     path = cache / "roundtrip.safetensors"                     # channels-last weights are stored contiguous
     zoo.store.atomic_save(net.state_dict(), path)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in safetensors.torch.load_file(str(path)).items())
@@ -226,3 +227,92 @@ def test_the_flow_method_drops_labels_to_the_null_id_at_the_recipe_rate():
     assert terms["flow"].shape == (4000,)
     methods.flow.flow_terms(net, x, y, recipe=r, null=None)                 # no null id: labels kept
     assert torch.equal(net.seen, y)
+
+
+class Recorder(nn.Module):
+    """Records the input and time it is called with; a layer to hook."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Identity()
+
+    def forward(self, x, tt):
+        self.seen = (x.clone(), tt.clone())
+        return self.layer(x)
+
+
+def test_features_read_a_flow_network_on_its_straight_path_at_the_vp_steps_noise_level():
+    abar = recipes.abar(recipes.get("unet_fmnist"))
+    x, eps, t = torch.rand(3, 1, 4, 4), torch.randn(3, 1, 4, 4), torch.tensor([0, 200, 900])
+    vp = features.carry_schedule(Recorder(), abar)
+    flow = features.carry_schedule(Recorder(), abar, path="straight")
+    features.extract(vp, x, t, ["layer"], noise=eps)
+    features.extract(flow, x, t, ["layer"], noise=eps)
+    a = abar[t].float().view(-1, 1, 1, 1)
+    x_vp = a.sqrt() * x + (1 - a).sqrt() * eps
+    assert torch.allclose(vp.seen[0], x_vp, atol=1e-6) and torch.equal(vp.seen[1], t)
+    assert torch.allclose(flow.seen[0], x_vp / (a.sqrt() + (1 - a).sqrt()), atol=1e-6)   # the same SNR, rescaled
+    s = flow.seen[1] / 1000
+    assert torch.allclose((1 - s) / s, (abar[t] / (1 - abar[t])).sqrt().float(), rtol=1e-4)
+    D = fm.FlowDenoiser(Recorder())                   # a FlowDenoiser is read the same way, given the steps' names
+    features.extract(D, x, t, ["layer"], noise=eps, abar=abar)
+    assert torch.allclose(D.net.seen[0], flow.seen[0]) and torch.allclose(D.net.seen[1], flow.seen[1])
+    with pytest.raises(InputError, match="abar"):
+        features.extract(D, x, t, ["layer"], noise=eps)
+    with pytest.raises(InputError, match="path"):
+        features.carry_schedule(Recorder(), abar, path="curved")
+
+
+def test_the_uniform_t_grid_is_rectified_flows_and_stays_inside_a_vp_models_range():
+    D = fm.FlowDenoiser(ToyVelocity())
+    assert torch.equal(sampling.sigma_grid(D, 4, "uniform_t"), fm.sigma_grid(4))
+    V = denoisers.VPDenoiser(ToyVelocity(), recipes.abar(recipes.get("unet_fmnist")).float())
+    g = sampling.sigma_grid(V, 4, "uniform_t")
+    assert abs(g[0].item() - V.sigma_max) < 1e-3 * V.sigma_max and g[-1] == 0 and (g[:-1] > g[1:]).all()
+    with pytest.raises(GridError, match="uniform_t"):
+        sampling.sigma_grid(D, 4, "cosine")
+
+
+REFLOW_TOY = recipes.Recipe(name="reflow_toy", model=MLPConfig(hidden=32, depth=2), task="reflow",
+                            data="toy2d/8gaussians", steps=100, batch_size=256, lr=5e-3, warmup=0, p_uncond=0.0,
+                            prediction="velocity", teacher="flow_toy", profile="full",
+                            options=(("pairs", 512), ("pair_steps", 8)))
+OT_TOY = recipes.Recipe(name="ot_toy", model=MLPConfig(hidden=32, depth=2), task="flow_ot", data="toy2d/8gaussians",
+                        steps=100, batch_size=256, lr=5e-3, warmup=0, p_uncond=0.0, prediction="velocity")
+
+
+def test_reflow_pairs_are_the_teachers_deterministic_and_training_starts_from_its_weights(cache, monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "flow_toy", {"full": FLOW_TOY})
+    monkeypatch.setitem(recipes.RECIPES, "reflow_toy", {"full": REFLOW_TOY})
+    r = recipes.get("reflow_toy", "full")
+    x, y = methods.flow.pairs(r, 64, seed=3)
+    assert y is None and x.shape == (64, 4)                             # [sample, noise] side by side
+    assert torch.equal(x, methods.flow.pairs(r, 64, seed=3)[0])          # deterministic given the seed
+    assert not torch.equal(x, methods.flow.pairs(r, 64, seed=4)[0])
+    D = zoo.denoiser("flow_toy", "full")
+    x0, eps = fm.reflow_pairs(D, x[:, 2:], 8, sampler=samplers.sample_dpmpp_2m, batch=10)
+    assert torch.equal(eps, x[:, 2:]) and torch.allclose(x0, x[:, :2], atol=1e-5)       # unclipped: 2-D points
+    assert x0.abs().max() > 1.5                                                          # (the modes lie at 2.8)
+    teacher = zoo.get("flow_toy", "full").state_dict()
+    start = zoo.build.build_model(r, for_training=True).state_dict()
+    assert all(torch.equal(v, teacher[k]) for k, v in start.items())     # fine-tuned from the teacher
+    longer = dataclasses.replace(FLOW_TOY, name="longer_toy", teacher="flow_toy", profile="full")
+    start = zoo.build.build_model(longer, for_training=True).state_dict()    # flow matching continued
+    assert all(torch.equal(v, teacher[k]) for k, v in start.items())
+    fresh = zoo.build.build_model(FLOW_TOY, for_training=True).state_dict()  # no teacher: from scratch
+    assert not all(torch.equal(v, teacher[k]) for k, v in fresh.items())
+    rec = zoo.record("reflow_toy", "full")
+    assert {"test_flow_loss", "test_reflow_loss"} <= set(rec["metrics"])
+    assert zoo.get("reflow_toy", "full").schedule_path == "straight"
+    assert isinstance(zoo.denoiser("reflow_toy", "full"), fm.FlowDenoiser)
+
+
+def test_the_ot_method_regresses_the_velocity_of_ot_pairs(monkeypatch):
+    net = AsVelocityNet(lambda x, t, c: torch.zeros_like(x))
+    x = torch.randn(64, 2) * 0.1 + 3 * torch.tensor([1.0, 0.0]) * (torch.arange(64) % 2 * 2 - 1)[:, None]  # 2 modes
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    terms = methods.flow.ot_flow_terms(net, x, None, recipe=OT_TOY, generator=g1)
+    eps = torch.randn(x.shape, generator=g2)
+    paired = fm.ot_pairing(x, eps)
+    assert torch.allclose(terms["flow"], (paired - x).pow(2).mean(1))   # zero velocity: the loss is |eps - x0|^2
+    assert terms["flow"].mean() < (eps - x).pow(2).mean(1).mean()       # shorter pairs than independent ones

@@ -71,6 +71,14 @@ def from_x0(x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
     return (x_t - x0) / t
 
 
+def time_of_abar(abar: Tensor) -> Tensor:
+    """The straight path's time s with the signal-to-noise ratio of a VP step abar: (1 - s) / s = sqrt(abar / (1 -
+    abar)), i.e. s = sigma / (1 + sigma) with sigma = sqrt((1 - abar) / abar). x_s is then the VP x_t divided by
+    sqrt(abar) + sqrt(1 - abar): the same image at the same noise level, scaled."""
+    a = torch.as_tensor(abar)
+    return (1 - a).sqrt() / (a.sqrt() + (1 - a).sqrt())
+
+
 def sigma_grid(steps: int, t_max: float = T_MAX) -> Tensor:
     """`steps` noise levels uniform in t from t_max down to t_max / steps, then 0, as VE sigmas: the grid of
     diffusers' flow-matching scheduler (linear in t, no shift), started at t_max < 1 instead of 1."""
@@ -180,9 +188,15 @@ def straightness(ts: Tensor, xs: Tensor) -> float:
     return ((err * dt.flatten()).sum() / (ts[0] - ts[-1])).item()
 
 
-def reflow_pairs(denoiser, noise: Tensor, steps: int, *, cond=None, t_max: float = T_MAX):
+def reflow_pairs(denoiser, noise: Tensor, steps: int, *, cond=None, t_max: float = T_MAX,
+                 sampler=samplers.sample_ddim, batch: int | None = None):
     """Reflow's training pairs (Liu et al. 2023): each Gaussian noise eps with the sample the flow makes of it,
-    starting from x_t = t_max eps and taking `steps` Euler steps in t (DDIM). Deterministic: the same noise gives
-    the same pairs. Returns (x0, eps), for `flow_terms(net, x0, eps=eps)`."""
+    starting from x_t = t_max eps and solving its ODE over `steps` steps uniform in t (by default Euler in t, i.e.
+    DDIM; any deterministic sampler of `core.samplers`, e.g. `sample_dpmpp_2m`, solves the same ODE more closely).
+    `batch` images at a time (all when None). Deterministic: the same noise gives the same pairs.
+    Returns (x0, eps), for `flow_terms(net, x0, eps=eps)`."""
     grid = sigma_grid(steps, t_max)
-    return samplers.sample_ddim(denoiser, grid[0].item() * noise, grid, cond=cond), noise
+    batch = batch or len(noise)
+    out = [sampler(denoiser, grid[0].item() * noise[i:i + batch], grid,
+                   cond=None if cond is None else cond[i:i + batch]) for i in range(0, len(noise), batch)]
+    return torch.cat(out), noise

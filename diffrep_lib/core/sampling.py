@@ -6,17 +6,20 @@ from __future__ import annotations
 import torch
 
 from ..errors import GridError, InputError, bad, check_int
-from . import samplers, schedules
+from . import flow_matching, samplers, schedules
 from .precision import bf16_autocast
 
 Tensor = torch.Tensor
+GRIDS = ("karras", "trailing", "uniform_t")      # sigma_grid's kinds
 
 
 def sigma_grid(denoiser, steps: int, kind: str = "karras") -> Tensor:
     """`steps` decreasing noise levels inside the model's range, then 0.
 
     'karras' (Karras et al. 2022, rho = 7) spends the steps where they matter for every sampler here;
-    'trailing' takes the network's own timesteps (diffusers' trailing spacing).
+    'trailing' takes the network's own timesteps (diffusers' trailing spacing);
+    'uniform_t' is uniform in the straight path's time t = sigma / (1 + sigma), from the model's largest noise
+    level (at most t = 0.999) down (diffusers' flow-matching grid without shift: the grid of rectified flow).
     """
     steps = check_int(steps, "steps", "pass a positive number of steps (samplers.steps_for_nfe(name, nfe))",
                       kind=GridError)
@@ -29,7 +32,10 @@ def sigma_grid(denoiser, steps: int, kind: str = "karras") -> Tensor:
     if kind == "trailing":
         ts = schedules.timesteps(len(denoiser.sigmas), steps, "trailing")
         return torch.cat([denoiser.sigmas[ts].cpu(), torch.zeros(1, dtype=torch.float64)])
-    raise bad(GridError, "kind", kind, "choose 'karras' or 'trailing'")
+    if kind == "uniform_t":
+        t_max = min(flow_matching.T_MAX, float(flow_matching.t_from_sigma(torch.as_tensor(denoiser.sigma_max))))
+        return flow_matching.sigma_grid(steps, t_max)
+    raise bad(GridError, "kind", kind, f"choose one of {GRIDS}")
 
 
 def generate(denoiser, n: int, *, sampler: str, sigmas: Tensor, cond: Tensor | None = None, seed: int = 0,

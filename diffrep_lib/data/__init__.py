@@ -43,6 +43,13 @@ def training_set(name: str):
     return x, y, None
 
 
+def value_range(name: str) -> tuple[float, float] | None:
+    """The range of a data set's values: (-1, 1) for images (samplers clip their x0 estimates to it), None for the
+    2-D toys, whose points are unbounded."""
+    _check(name)
+    return None if name.startswith("toy2d/") else (-1.0, 1.0)
+
+
 def held_out(name: str):
     """The fixed held-out set on which the zoo scores a recipe's model, (x, y) with y None for unlabelled data:
     4,096 seeded points of a 2-D toy, the first 1,000 test scenes, or the first 2,000 Fashion-MNIST test images."""

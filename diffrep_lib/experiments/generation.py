@@ -12,7 +12,7 @@ import torch
 from .. import zoo
 from ..core import denoisers, diffusers_bridge, guidance, samplers, schedules
 from ..errors import GridError, InputError, bad, check_int, real
-from ..core.sampling import balanced_labels, condition_ids, generate, sigma_grid
+from ..core.sampling import GRIDS, balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
 from ..support.profile import device_for, resolve
 from ..zoo import recipes
@@ -72,8 +72,8 @@ def _check_sample_set(sampler, nfe, n, seed, grid, guide, scale) -> None:
     for name, value in (("nfe", nfe), ("n", n)):
         check_int(value, name, "pass a positive integer", kind=InputError if name == "n" else GridError)
     check_int(seed, "seed", "pass a non-negative integer seed", low=0)
-    if grid not in ("karras", "trailing"):
-        raise bad(GridError, "grid", grid, "choose 'karras' or 'trailing'")
+    if grid not in GRIDS:
+        raise bad(GridError, "grid", grid, f"choose one of {GRIDS}")
     if guide not in GUIDES:
         raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
     if not real(scale):

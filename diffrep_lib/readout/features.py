@@ -3,8 +3,9 @@
     feats = extract(net, x, t=25, layers=["up.1", "mid.2"])         # {path: activations}, hooks removed after
     vec = pool(as_map(feats["blocks.3"], extras=0), size=2)          # tokens -> map -> 2x2-pooled vector
 
-Clean images x are noised to timestep t of the model's schedule, x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps,
-one forward pass is run, and forward hooks that are always removed record the outputs of the requested
+Clean images x are noised to timestep t of the model's schedule, x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps
+(a flow-matching network: along its straight path, at the same signal-to-noise ratio; `PATHS`), one forward pass
+is run, and forward hooks that are always removed record the outputs of the requested
 modules (by module path, as `named_modules` spells it). No model changes its `forward`. It works on the book's
 networks net(x_t, t, y), on a VPDenoiser (its network and schedule), and on `diffusers` models such as
 `UNet2DModel` and `UNet2DConditionModel` (a Stable Diffusion U-Net in Colab), to which extra arguments such as
@@ -16,35 +17,60 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core import forward_process, schedules
+from ..core import flow_matching, forward_process, schedules
 from ..core.denoisers import VPDenoiser, check_input
 from ..errors import InputError, bad, check_int
 from ..support.hooks import first, recording
 
 
-def carry_schedule(net, abar):
-    """Attach to `net` the noise schedule (abar_t, t = 0..T-1) it was trained with, so that `extract` and the
-    framework noise images on it without an `abar=` argument; returns net. The zoo does this for its networks.
-    A plain attribute, not a buffer: the network's state dict (and so its stored weights) is unchanged."""
-    net.schedule_abar = _check_abar(abar)
+def _vp_input(x: Tensor, t: Tensor, abar: Tensor, eps: Tensor):
+    """The VP path: x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps, the network told the integer timestep t."""
+    return forward_process.q_sample(x, t, abar, eps), t
+
+
+def _straight_input(x: Tensor, t: Tensor, abar: Tensor, eps: Tensor):
+    """The straight path of flow matching, x_s = (1 - s) x + s eps, at the time s whose signal-to-noise ratio is
+    that of step t of the VP schedule abar (so that a (t, block) grid means the same noise levels for both paths);
+    the network told 1000 s, as it was trained."""
+    s = flow_matching.time_of_abar(abar[t])
+    return flow_matching.interpolate(x, eps, s), flow_matching.TIME_SCALE * s
+
+
+# How a network is noised for reading, by the path it was trained on (`zoo.registry.Method.path`): (x, t, abar,
+# eps) -> (the network's input, its time argument).
+PATHS = {"vp": _vp_input, "straight": _straight_input}
+
+
+def carry_schedule(net, abar, path: str = "vp"):
+    """Attach to `net` the noise schedule (abar_t, t = 0..T-1) it was trained with and its noising path (a key of
+    PATHS), so that `extract` and the framework read it without an `abar=` argument; returns net. The zoo does
+    this for its networks. A flow-matching network ('straight') carries the VP schedule that names its timesteps:
+    step t is read at that step's signal-to-noise ratio. Plain attributes, not buffers: the network's state dict
+    (and so its stored weights) is unchanged."""
+    if path not in PATHS:
+        raise bad(InputError, "path", path, f"choose one of {sorted(PATHS)}")
+    net.schedule_abar, net.schedule_path = _check_abar(abar), path
     return net
 
 
 def _network_and_schedule(model, abar):
-    read_as = getattr(model, "read_as", None)                 # set by the zoo on networks not read on a VP schedule
-    if read_as is not None:
-        raise bad(InputError, "model", f"a {type(model).__name__} trained by the {read_as!r} method",
-                  "this reads networks on a VP noise schedule (x_t = sqrt(abar) x + sqrt(1 - abar) eps), which is "
-                  "not the path it was trained on: read it through its own denoiser, dr.zoo.denoiser(name)")
+    """(network, abar, path) of what `extract` reads."""
     if isinstance(model, VPDenoiser):
-        return model.net, schedules.abar_from_sigma(model.sigmas).float() if abar is None else _check_abar(abar)
+        return model.net, schedules.abar_from_sigma(model.sigmas).float() if abar is None else _check_abar(abar), "vp"
+    if isinstance(model, flow_matching.FlowDenoiser):
+        if abar is None:
+            raise bad(InputError, "abar", None, "a FlowDenoiser has no timesteps of its own: pass abar= (the VP "
+                      "schedule whose steps name the noise levels, e.g. dr.recipes.abar(recipe)), or read the "
+                      "network from dr.zoo, which carries its recipe's")
+        return model.net, _check_abar(abar), "straight"
+    path = getattr(model, "schedule_path", "vp")
     if abar is None:
         abar = getattr(model, "schedule_abar", None)          # the zoo's networks carry their recipe's schedule
     if abar is None:
         raise bad(InputError, "abar", None, f"a bare {type(model).__name__} does not say which noise schedule it "
                   "was trained with: pass abar= (dr.recipes.abar(recipe) for a book network, "
                   "scheduler.alphas_cumprod for a diffusers model), or a VPDenoiser, or a network from dr.zoo")
-    return model, _check_abar(abar)
+    return model, _check_abar(abar), path
 
 
 def _check_abar(abar) -> Tensor:
@@ -112,7 +138,7 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
     if y is not None and (not isinstance(y, Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point()):
         raise bad(InputError, "y", y, f"pass one integer label per image: a long tensor of length {len(x)}")
     layers = _check_layers(layers)
-    net, abar = _network_and_schedule(model, abar)
+    net, abar, path = _network_and_schedule(model, abar)
     check_input(net, x)
     null = getattr(net, "null_label", None)
     if y is not None and null is not None and y.device.type == "cpu" and ((y < 0).any() or (y > null).any()):
@@ -137,7 +163,7 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
             else:
                 eps = noise if noise.shape == x.shape else noise[k]
             current.clear()
-            _call(net, forward_process.q_sample(x, t, abar, eps), t, y, forward_kwargs or {})
+            _call(net, *PATHS[path](x, t, abar, eps), y, forward_kwargs or {})
             silent = [p for p in layers if p not in current]
             if silent:
                 raise bad(InputError, "layers", silent, "hook one of its children: a container such as a ModuleList "

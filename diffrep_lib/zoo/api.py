@@ -108,8 +108,7 @@ def _from_cache(r: Recipe, profile: str, device: str | None):
 
 def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
     """The trained model `name` for a profile and training seed (eval mode, on the CPU, channels-last weights),
-    carrying its recipe's noise schedule for `features.extract` (a network its method reads otherwise, such as a
-    flow-matching one, carries `read_as` instead)."""
+    carrying its recipe's noise schedule and noising path for `features.extract`."""
     profile = resolve(profile)
     r = recipe(name, profile, seed)
     if _use_shipped(name, profile, seed) and name not in recipes.RECORD_ONLY:
@@ -118,13 +117,9 @@ def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = No
 
 
 def _with_schedule(model, r: Recipe):
-    """The model carrying its recipe's VP schedule for `readout.features`; a model its method reads otherwise (a
-    flow-matching velocity network) carries the name of its task in `read_as` instead, so reading it on a VP
-    schedule fails, named, instead of noising it wrongly."""
-    if registry.method(r.task).denoiser is None:
-        return carry_schedule(model, abar(r))
-    model.read_as = r.task
-    return model
+    """The model carrying its recipe's schedule and its method's noising path for `readout.features` (a
+    flow-matching network is read on its straight path, at the noise levels of its recipe's VP steps)."""
+    return carry_schedule(model, abar(r), registry.method(r.task).path)
 
 
 def record(name: str, profile: str = "auto", seed: int = 0, device: str | None = None) -> dict:

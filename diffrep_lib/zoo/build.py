@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import json
 import platform
+import time
 import warnings
 
 import torch
@@ -30,7 +31,11 @@ def build_model(r: Recipe, *, for_training: bool = False):
 
 def training_data(r: Recipe):
     """(x, y, draw) for the training loop: y are the ids of the recipe's condition source (None for unlabelled
-    data, or when the method draws its ids in every step); the method decides whether its network is told them."""
+    data, or when the method draws its ids in every step); the method decides whether its network is told them.
+    A method that makes its own training set (reflow's pairs) gives (x, y) itself."""
+    made = registry.method(r.task).data
+    if made is not None:
+        return (*made(r), None)
     x, y, draw = data.training_set(r.data)
     if draw is not None:
         return None, None, draw
@@ -75,7 +80,9 @@ def fit(r: Recipe, device: str | None = None):
     if model is not None:
         model, hist = model
     else:
+        tic = time.time()
         x, y, draw = training_data(r)
+        data_s = time.time() - tic          # what the method computes before its first step (reflow's pairs)
         method = registry.method(r.task)
         if r.curve_every and method.curve is None:
             raise ValueError(f"{r.name}: curve_every={r.curve_every}, but task {r.task!r} records no curve")
@@ -84,11 +91,13 @@ def fit(r: Recipe, device: str | None = None):
         model, hist = training.train(r, net, x, y, device=device, sample_batch=draw,
                                      checkpoint=method.curve(r) if r.curve_every else None)
         model = model.export() if hasattr(model, "export") else model
+        hist["data_s"] = data_s
         atomic_save(model.state_dict(), ckpt, metadata={"history": json.dumps(hist)})
     rec = {
         "recipe_hash": recipe_hash(r),
         "config": json.loads(json.dumps(dataclasses.asdict(r), default=str)),
         "seed": r.seed, "steps": r.steps, "wall_s": round(hist["wall_s"], 1), "device": hist["device"],
+        **({"data_s": round(hist["data_s"], 1)} if hist.get("data_s", 0) >= 1 else {}),   # beside wall_s
         **({"precision": hist["precision"]} if hist.get("precision", "fp32") != "fp32" else {}),
         "host": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "date": datetime.date.today().isoformat(),

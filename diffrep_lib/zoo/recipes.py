@@ -132,6 +132,10 @@ _DIT_FULL = dict(model=DiTConfig(dim=192, depth=8, heads=6, patch=4), curve_ever
 # ch. 13: flow matching on the straight path (rectified flow) with the base U-Net's network, data, steps, batch,
 # optimiser and label dropout: only the objective differs (the velocity eps - x0 of x_t = (1 - t) x0 + t eps)
 _FLOW = replace(_UNET, name="flow_unet_fmnist", task="flow", prediction="velocity")
+# ch. 13: one round of reflow of the flow-matching U-Net: 10,000 (sample, noise) pairs of its ODE (DPM-Solver++(2M),
+# 20 steps), then 2,000 steps from its weights on those pairs
+_REFLOW = replace(_FLOW, name="reflow_unet_fmnist", task="reflow", teacher="flow_unet_fmnist", steps=2000, lr=5e-4,
+                  warmup=100, options=(("pairs", 10000), ("pair_steps", 20)))
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -150,6 +154,14 @@ RECIPES = {
     "flow_unet_fmnist": {"quick": _FLOW,
                          "full": replace(_FLOW, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=6000,
                                          batch_size=256, lr=5e-4, warmup=500)},
+    "reflow_unet_fmnist": {"quick": _REFLOW,
+                           "full": replace(_REFLOW, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=3000,
+                                           batch_size=256, warmup=300, options=(("pairs", 50000), ("pair_steps", 20)))},
+    # ... and reflow's control: the flow-matching U-Net trained as many steps longer on independent pairs of real data
+    "flow_unet_fmnist_longer": {p: replace(r, name="flow_unet_fmnist_longer", task="flow", options=())
+                                for p, r in (("quick", _REFLOW), ("full", replace(
+                                    _REFLOW, model=UNetConfig(channels=(64, 96, 96), emb_dim=256), steps=3000,
+                                    batch_size=256, warmup=300)))},
     # the evaluation classifier: its 128-d features define FID-FM, its predictions sample accuracy
     "classifier_fmnist": {"quick": _CLASSIFIER, "full": replace(_CLASSIFIER, steps=4000, batch_size=256)},
     # the noise-aware classifier p(y | x_t, t) of classifier guidance (ch. 3)
@@ -195,6 +207,14 @@ RECIPES = {
     **{f"toy_mlp_{kind}": {"quick": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind),
                            "full": replace(_TOY, name=f"toy_mlp_{kind}", prediction=kind, steps=5000)}
        for kind in ("eps", "x0", "v")},
+    # ... and three 2-D flows from Gaussian noise to the same toy (ch. 13): independent pairs, minibatch-OT pairs,
+    # and one round of reflow of the first (20,000 pairs of its ODE, 50 steps)
+    **{f"toy_mlp_{tag}": {p: replace(_TOY, name=f"toy_mlp_{tag}", prediction="velocity", **change,
+                                     steps=3000 if p == "quick" else 5000)
+                          for p in ("quick", "full")}
+       for tag, change in (("flow", dict(task="flow")), ("flow_ot", dict(task="flow_ot")),
+                           ("reflow", dict(task="reflow", teacher="toy_mlp_flow",
+                                           options=(("pairs", 20000), ("pair_steps", 50)))))},
 }
 
 # ch. 2's ablations: short runs of each token backbone with and without its design choice; only their loss

@@ -44,6 +44,10 @@ class Method:
     - ``denoiser(net, recipe)`` -> the trained network behind the denoiser contract D(x, sigma, cond) -> x0_hat, for
       methods that are not read on a VP schedule (flow matching); None: `VPDenoiser` on the recipe's schedule and
       prediction, and the network carries that schedule for `readout.features`
+    - ``path``: the noising path `readout.features` reads the network on, a key of `readout.features.PATHS`:
+      'vp' (x_t = sqrt(abar) x + sqrt(1 - abar) eps) or 'straight' (flow matching's (1 - s) x + s eps)
+    - ``data(recipe)`` -> (x, y), a training set the method makes itself (reflow's noise-sample pairs); None: the
+      recipe's data set, with the ids of its condition source
     """
     terms: Callable
     evaluate: Callable
@@ -52,6 +56,8 @@ class Method:
     call: Callable = _denoiser_call
     curve: Callable | None = None
     denoiser: Callable | None = None
+    path: str = "vp"
+    data: Callable | None = None
 
 
 @dataclass(frozen=True)

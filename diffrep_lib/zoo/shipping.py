@@ -30,11 +30,15 @@ def store_weights(r: Recipe, model, rec: dict) -> dict:
     return rec
 
 
-def ship(name: str) -> dict:
-    """Train the quick recipe `name` on the CPU and write its weights (unless RECORD_ONLY) and manifest entry."""
+def ship(name: str, *, retrain: bool = False) -> dict:
+    """Train the quick recipe `name` on the CPU and write its weights (unless RECORD_ONLY) and manifest entry.
+    The weights of an earlier finished run of the same recipe (its training checkpoint) are reused unless
+    `retrain` (`make zoo`'s --force: the code that trains it changed, not the recipe)."""
     r = recipe(name, "quick", 0)
     ckpt = checkpoint_path(r)
     with file_lock(ckpt.with_name(f".{ckpt.stem}.lock")):        # two make zoo runs train a recipe once
+        if retrain:
+            ckpt.unlink(missing_ok=True)
         model, rec = build.fit(r, device="cpu")
         if name not in recipes.RECORD_ONLY:
             rec = store_weights(r, model, rec)
