@@ -122,7 +122,7 @@ def test_sampling_helpers_arguments():
     D = denoisers.VPDenoiser(MLP(MLPConfig()), ABAR)
     with pytest.raises(GridError, match="steps: got 0 .*; pass a positive number of steps"):
         sampling.sigma_grid(D, 0)
-    with pytest.raises(GridError, match="kind: got 'cosine'; choose 'karras' or 'trailing'"):
+    with pytest.raises(GridError, match=r"kind: got 'cosine'; choose one of \('karras', 'trailing', 'uniform_t'\)"):
         sampling.sigma_grid(D, 5, "cosine")
     with pytest.raises(InputError, match="n: got 0 .*; pass a positive integer"):
         sampling.generate(D, 0, sampler="euler", sigmas=GOOD, shape=(2,))

@@ -316,3 +316,17 @@ def test_the_ot_method_regresses_the_velocity_of_ot_pairs(monkeypatch):
     paired = fm.ot_pairing(x, eps)
     assert torch.allclose(terms["flow"], (paired - x).pow(2).mean(1))   # zero velocity: the loss is |eps - x0|^2
     assert terms["flow"].mean() < (eps - x).pow(2).mean(1).mean()       # shorter pairs than independent ones
+
+
+def test_a_cell_probe_is_the_grids_probe_on_a_chosen_cell():
+    from diffrep_lib import activations, framework as fw, probes
+    got = activations.cell_probe("unet_fmnist", "quick", "trained", cell=fw.cell(10, "mid.2"), sizes=(200, 100))
+    x, y, xt, yt = activations.probe_split((200, 100), 0)
+    net = zoo.get("unet_fmnist", "quick")
+    vec = fw.feature_vectors(net, torch.cat([x, xt]), [10], ["mid.2"], seed=0, bf16=activations.BF16)
+    vec = vec[fw.cell(10, "mid.2")]
+    assert got["n_test"] == 100
+    assert got["linear"] == probes.linear_probe(vec[:200], y, vec[200:], yt)
+    assert got["knn"] == probes.knn_accuracy(vec[:200], y, vec[200:], yt)
+    with pytest.raises(InputError, match="ddae_grid"):
+        activations.cell_probe("unet_fmnist", "quick", "pixels", cell="pixels", sizes=(200, 100))

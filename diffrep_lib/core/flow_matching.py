@@ -80,8 +80,9 @@ def time_of_abar(abar: Tensor) -> Tensor:
 
 
 def sigma_grid(steps: int, t_max: float = T_MAX) -> Tensor:
-    """`steps` noise levels uniform in t from t_max down to t_max / steps, then 0, as VE sigmas: the grid of
-    diffusers' flow-matching scheduler (linear in t, no shift), started at t_max < 1 instead of 1."""
+    """`steps` noise levels uniform in t from t_max down to t_max / steps, then 0, as VE sigmas: `steps` equal Euler
+    steps in t (Liu et al.'s uniform grid), started at t_max < 1 instead of 1. diffusers' flow-matching scheduler
+    spaces its levels from 1 to 1/1000 instead, its last step a short one to 0, and SD3 shifts them towards noise."""
     steps = check_int(steps, "steps", "pass a positive number of steps", kind=GridError)
     if not 0 < t_max < 1:
         raise bad(GridError, "t_max", t_max, "choose 0 < t_max < 1 (t = 1 is sigma = infinity)")

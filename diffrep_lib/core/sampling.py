@@ -19,7 +19,7 @@ def sigma_grid(denoiser, steps: int, kind: str = "karras") -> Tensor:
     'karras' (Karras et al. 2022, rho = 7) spends the steps where they matter for every sampler here;
     'trailing' takes the network's own timesteps (diffusers' trailing spacing);
     'uniform_t' is uniform in the straight path's time t = sigma / (1 + sigma), from the model's largest noise
-    level (at most t = 0.999) down (diffusers' flow-matching grid without shift: the grid of rectified flow).
+    level (at most t = 0.999) down in equal steps (rectified flow's Euler grid, `flow_matching.sigma_grid`).
     """
     steps = check_int(steps, "steps", "pass a positive number of steps (samplers.steps_for_nfe(name, nfe))",
                       kind=GridError)

@@ -108,6 +108,27 @@ def ddae_grid(model: str, profile: str, control: str, *, ts, layers, sizes: tupl
                        deps=_deps(model, profile, control))
 
 
+def _cell_probe(model, profile, control, cell, sizes, seed):
+    t, layer = fw.split_cell(cell)
+    x, y, xt, yt = probe_split(sizes, seed)
+    net = network(model, profile, control)
+    vec = fw.feature_vectors(net, torch.cat([x, xt]), [t], [layer], extras=_extras(net), seed=seed,
+                             bf16=BF16)[cell]
+    tr, te = vec[:len(x)], vec[len(x):]
+    return {"linear": probes.linear_probe(tr, y, te, yt), "knn": probes.knn_accuracy(tr, y, te, yt),
+            "n_test": len(xt)}
+
+
+def cell_probe(model: str, profile: str, control: str, *, cell: str, sizes: tuple, seed: int = 0) -> dict:
+    """Linear and k-NN accuracy of one (t, block) cell (a key of `ddae_grid`, e.g. its validation-chosen 'best')
+    on `probe_split(sizes, seed)`: the same kind of probe as the grid's, on a larger test set when the grid's is too
+    small to resolve the differences asked about. {'linear', 'knn', 'n_test'}."""
+    if control == "pixels":
+        raise bad(InputError, "control", control, "probe pixels with ddae_grid(..., 'pixels'); a cell needs a network")
+    return memo.cached(_cell_probe, model, profile, control, cell, tuple(sizes), seed,
+                       deps=_deps(model, profile, control))
+
+
 # -------------------------------------------------------------------------------------------- DDPM-Seg
 
 def _scene_sets(seed: int, labelled: int, n_eval: int):
