@@ -330,3 +330,12 @@ def test_a_cell_probe_is_the_grids_probe_on_a_chosen_cell():
     assert got["knn"] == probes.knn_accuracy(vec[:200], y, vec[200:], yt)
     with pytest.raises(InputError, match="ddae_grid"):
         activations.cell_probe("unet_fmnist", "quick", "pixels", cell="pixels", sizes=(200, 100))
+
+
+def test_a_model_trained_on_first_use_is_the_model_later_calls_load(cache, monkeypatch):
+    quick = dataclasses.replace(FLOW_TOY, name="fresh_toy", steps=5, profile="full")
+    monkeypatch.setitem(recipes.RECIPES, "fresh_toy", {"full": quick})
+    fresh, again = zoo.get("fresh_toy", "full"), zoo.get("fresh_toy", "full")
+    assert [p.requires_grad for p in fresh.parameters()] == [p.requires_grad for p in again.parameters()]
+    assert all(p.requires_grad for p in fresh.parameters())        # trainable further, as a loaded model
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))

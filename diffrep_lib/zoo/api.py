@@ -103,7 +103,7 @@ def _from_cache(r: Recipe, profile: str, device: str | None):
         model, rec = build.fit(r, device=device)
         atomic_save(model.state_dict(), path)
         atomic_write_text(path.with_suffix(".json"), json.dumps({**rec, "sha256": sha256(path)}, indent=1))
-        return model
+        return load_into(r, path)      # as every later call gets it (fit's EMA copy has requires_grad off)
 
 
 def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
