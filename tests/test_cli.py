@@ -1,4 +1,4 @@
-"""The `diffrep` command line (diffrep_lib/cli.py), called in-process through `main(argv)`: help, the zoo's list,
+"""The `diffrep` command line (diffrep_lib/cli/), called in-process through `main(argv)`: help, the zoo's list,
 verify and train on a tiny toy recipe in a temporary weights folder and cache, `run` with its clear errors and one
 papermill run of a toy notebook, `record`, and the installed entry point."""
 import json
@@ -131,7 +131,7 @@ def test_run_without_a_notebooks_folder_says_to_clone(capsys, tmp_path, monkeypa
 def test_run_without_papermill_says_what_to_install(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     notebook(tmp_path / "notebooks" / "04_activations.ipynb", "pass")
-    monkeypatch.setattr(cli, "_papermill_available", lambda: False)
+    monkeypatch.setattr(cli.chapters, "papermill_available", lambda: False)
     code, _, err = run(capsys, "run", "04")
     assert code == 1 and 'pip install "diffrep_lib[book]"' in err and len(err.strip().splitlines()) == 1
 
@@ -162,7 +162,7 @@ def test_record_without_a_record_says_what_to_run(capsys, tmp_path, monkeypatch)
     assert code == 1 and "no execution record at _build/executed/record.json" in err and "diffrep run" in err
 
 
-@pytest.mark.skipif(not cli._papermill_available(), reason="papermill is not installed")
+@pytest.mark.skipif(not cli.papermill_available(), reason="papermill is not installed")
 def test_run_executes_a_chapter_with_its_parameters_and_records_it(capsys, tmp_path, monkeypatch):
     """One papermill run of a toy chapter: parameters injected (the cell hidden from the book), the claims it logs
     in the record, which `diffrep record` prints; a failing chapter is one line naming its error."""
