@@ -161,7 +161,8 @@ def ot_pairing(x0: Tensor, eps: Tensor) -> Tensor:
     from scipy.optimize import linear_sum_assignment
     if eps.shape != x0.shape:
         raise bad(InputError, "eps", eps, f"pass one noise per image, shaped like x0 {tuple(x0.shape)}")
-    cost = torch.cdist(x0.flatten(1).double(), eps.flatten(1).double()).pow(2)
+    a, b = x0.flatten(1).double(), eps.flatten(1).double()
+    cost = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.T     # ||a_i - b_j||^2, no square roots
     _, cols = linear_sum_assignment(cost.cpu().numpy())
     return eps[torch.as_tensor(cols, device=eps.device)]
 
