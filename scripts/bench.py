@@ -91,24 +91,48 @@ def bench_sampling(n: int, nfe: int) -> list[dict]:
     return out
 
 
-def bench_inference_batch(sizes=(16, 32, 64, 128, 500), n: int = 300, nfe: int = 10) -> list[dict]:
+def bench_inference_batch(sizes=(16, 32, 128, 500), n: int = 300, nfe: int = 10) -> list[dict]:
     """Seconds to draw n classifier-free guided samples (unet_fmnist, scale 2, DPM-Solver++(2M) at nfe) by the
-    sampler's batch size (CFG doubles the network's batch; a batch above n is one batch of all n) and the weights' layout: what `runtime.inference_batch`
-    and `runtime.for_inference` chose from. The faster of two runs counts."""
+    sampler's batch size (CFG doubles the network's batch; a batch above n is one batch of all n), the weights'
+    layout and the precision (bf16 only where the CPU computes it natively): what `runtime.inference_batch` and
+    `runtime.for_inference` chose from. The faster of two runs counts."""
     D = dr.zoo.denoiser("unet_fmnist", "quick")
     G = dr.denoisers.clip_x0(dr.guidance.cfg(D, 2.0, D.net.null_label))
     sig = dr.sampling.sigma_grid(D, dr.samplers.steps_for_nfe("dpmpp_2m", nfe))
     out = []
-    for layout in (torch.contiguous_format, torch.channels_last):
-        D.net.to(memory_format=layout)
-        for b in sizes:
-            best = float("inf")
-            for _ in range(2):
-                t0 = time.perf_counter()
-                dr.sampling.generate(G, n, sampler="dpmpp_2m", sigmas=sig, cond=torch.arange(n) % 10, batch=b)
-                best = min(best, time.perf_counter() - t0)
-            out.append({"layout": str(layout).split(".")[-1], "batch": b, "s": best,
-                        "img_nfe_per_s": 2 * n * nfe / best})
+    for bf16 in (False, True) if dr.precision.bf16_native("cpu") else (False,):
+        for layout in (torch.contiguous_format, torch.channels_last):
+            D.net.to(memory_format=layout)
+            for b in sizes:
+                best = float("inf")
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    dr.sampling.generate(G, n, sampler="dpmpp_2m", sigmas=sig, cond=torch.arange(n) % 10,
+                                         batch=b, bf16=bf16)
+                    best = min(best, time.perf_counter() - t0)
+                out.append({"layout": str(layout).split(".")[-1], "bf16": bf16, "batch": b, "s": best,
+                            "img_nfe_per_s": 2 * n * nfe / best})
+    return out
+
+
+def bench_feature_batch(sizes=(32, 128, 512), n: int = 1024) -> list[dict]:
+    """Seconds to read n test images' features at two timesteps and six blocks of unet_fmnist (Chapter 4's
+    readout) by forward-pass batch, layout and precision: what `runtime.feature_batch` chose from. The faster of
+    two runs counts."""
+    net = dr.zoo.get("unet_fmnist", "quick")
+    x = dr.data.fashion_mnist.tensors("test")[0][:n]
+    layers = ["down.1", "down.2", "mid.2", "up.0", "up.1", "up.2"]
+    out = []
+    for bf16 in (False, True) if dr.precision.bf16_native("cpu") else (False,):
+        for layout in (torch.contiguous_format, torch.channels_last):
+            net.to(memory_format=layout)
+            for b in sizes:
+                best = float("inf")
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    dr.framework.feature_vectors(net, x, [10, 200], layers, batch=b, bf16=bf16)
+                    best = min(best, time.perf_counter() - t0)
+                out.append({"layout": str(layout).split(".")[-1], "bf16": bf16, "batch": b, "s": best})
     return out
 
 
@@ -135,8 +159,13 @@ def main() -> None:
     print("\n300 CFG samples (unet_fmnist, DPM-Solver++(2M), 10 NFE) by batch size; the library reads networks "
           f"in batches of {dr.runtime.inference_batch('cpu')} on a CPU")
     for b in bench_inference_batch():
-        print(f"  {b['layout']:<18} batch {b['batch']:>4}: {b['s']:>5.1f} s, "
+        print(f"  {b['layout']:<18} {'bf16' if b['bf16'] else 'fp32'} batch {b['batch']:>4}: {b['s']:>5.1f} s, "
               f"{b['img_nfe_per_s']:>5.0f} network images/s")
+    print(f"\nreading 1,024 images' features (unet_fmnist, 2 timesteps x 6 blocks) by batch size; the library reads "
+          f"features in batches of {dr.runtime.feature_batch('cpu')} on a CPU, weights "
+          f"{'in the default layout (bf16)' if dr.precision.bf16_native('cpu') else 'channels-last (float32)'}")
+    for b in bench_feature_batch():
+        print(f"  {b['layout']:<18} {'bf16' if b['bf16'] else 'fp32'} batch {b['batch']:>4}: {b['s']:>5.1f} s")
     print(f"\nsampling unet_fmnist, {args.samples} class-conditional images, budget {args.nfe} NFE")
     print(f"{'sampler':<16} {'NFE':>4} {'bf16':>5} {'img/s':>8} {'ms/(img*NFE)':>13}")
     for s in bench_sampling(args.samples, args.nfe):

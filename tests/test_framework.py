@@ -112,17 +112,18 @@ def test_ddae_grid_chooses_its_cell_on_validation_images_and_reports_test_there(
 
 
 def test_the_readout_grids_do_not_depend_on_the_batch_or_the_weight_layout():
-    """Reading 40 images in batches of 7 (the last one short) or all at once, with contiguous or channels-last
-    weights (`runtime.for_inference`, what zoo.get returns), gives the same features; the default batch is the
-    device's inference batch."""
+    """Reading 150 images in batches of 7 (the last one short), in the device's feature batch or all at once, with
+    contiguous or channels-last weights (`runtime.for_inference`, what zoo.get returns), gives the same features."""
     torch.manual_seed(0)
     net = features.carry_schedule(UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2)).eval(), ABAR)
-    x = torch.randn(40, 1, 28, 28)
+    x = torch.randn(150, 1, 28, 28)
     kw = dict(ts=(10, 300), layers=["down.1", "up.2"])
-    vec = fw.feature_vectors(net, x, **kw, batch=40)
-    maps = fw.feature_maps(net, x, ensemble=2, **kw, batch=40)
-    dense = fw.dense_features(net, x, 10, ["mid.2", "up.2"], size=28, ensemble=2, batch=40)
-    runtime.for_inference(net)
+    vec = fw.feature_vectors(net, x, **kw, batch=150)
+    maps = fw.feature_maps(net, x, ensemble=2, **kw, batch=150)
+    dense = fw.dense_features(net, x, 10, ["mid.2", "up.2"], size=28, ensemble=2, batch=150)
+    runtime.for_inference(net, bf16=True)                       # bf16 on a CPU: the default layout
+    assert net.down[1].res.conv1.weight.is_contiguous()
+    runtime.for_inference(net)                                  # float32: channels-last
     w = net.down[1].res.conv1.weight
     assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
     for batch in (7, None):
@@ -131,4 +132,4 @@ def test_the_readout_grids_do_not_depend_on_the_batch_or_the_weight_layout():
         assert all(torch.allclose(v, maps[k], atol=1e-5) for k, v in got.items())
         assert torch.allclose(fw.dense_features(net, x, 10, ["mid.2", "up.2"], size=28, ensemble=2, batch=batch),
                               dense, atol=1e-5)
-    assert runtime.inference_batch("cpu") < len(x) <= runtime.inference_batch("cuda")   # None above ran batched
+    assert runtime.feature_batch("cpu") < len(x) <= runtime.feature_batch("cuda")       # None above ran batched

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..core.precision import bf16_autocast
 from ..errors import GridError, InputError, bad, check_int
-from ..support.runtime import inference_batch
+from ..support.runtime import feature_batch
 from . import features, probes
 
 
@@ -101,9 +101,9 @@ def split_cell(key: str) -> tuple[int, str]:
 
 
 def _batch(batch, x: Tensor) -> int:
-    """Images per forward pass: `batch` checked, or the device's inference batch when None."""
+    """Images per forward pass: `batch` checked, or the device's feature batch when None."""
     if batch is None:
-        return inference_batch(x.device)
+        return feature_batch(x.device)
     return check_int(batch, "batch", "pass a positive number of images per forward pass (or None)")
 
 
@@ -116,7 +116,7 @@ def feature_vectors(model, x: Tensor, ts, layers, *, pool_size: int | None = 2, 
     drop from transformer outputs (U-ViT's time and label tokens); bf16: run the network in bfloat16 autocast
     where the device computes bf16 natively (about twice as fast on a CPU with bf16 instructions; float32
     elsewhere); the features are returned in float32. batch: images per forward pass (None: the device's
-    `runtime.inference_batch`)."""
+    `runtime.feature_batch`)."""
     x = _images(x)
     ts, layers = _grid_axes(ts, layers)
     batch = _batch(batch, x)
@@ -141,7 +141,7 @@ def feature_maps(model, x: Tensor, ts, layers, *, ensemble: int = 1, seed: int =
                  bf16: bool = False) -> dict[tuple, Tensor]:
     """The maps of every (t, layer) at the layers' own resolutions, {(t, layer): (N, C, h, w)}, averaged over
     `ensemble` noise draws (the same draws at every t). Transformer tokens are returned as they come. batch:
-    images per forward pass (None: the device's `runtime.inference_batch`)."""
+    images per forward pass (None: the device's `runtime.feature_batch`)."""
     x = _images(x)
     ts, layers = _grid_axes(ts, layers)
     eps = noise_draws(x, seed, ensemble)
@@ -163,7 +163,7 @@ def dense_features(model, x: Tensor, t: int, layers, *, size: int, extras: int =
     """Per-pixel features (N, sum of channels, size, size): the maps of `layers` at timestep t, bilinearly
     upsampled to size x size and concatenated along channels (DDPM-Seg's pixel representation). With ensemble > 1
     the maps are averaged over that many noise draws (DIFT averages 8). batch: images per forward pass (None: the
-    device's `runtime.inference_batch`)."""
+    device's `runtime.feature_batch`)."""
     x = _images(x)
     layers = _layers(layers)
     size = check_int(size, "size", "pass the output side in pixels, usually the images' (x.shape[-1])")

@@ -17,6 +17,7 @@ import warnings
 import torch
 
 from ..core import denoisers
+from ..core.precision import bf16_native
 from ..readout.features import carry_schedule
 from ..support.runtime import for_inference, progress_enabled
 from ..support.profile import resolve
@@ -107,13 +108,21 @@ def _from_cache(r: Recipe, profile: str, device: str | None):
 
 
 def get(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
-    """The trained model `name` for a profile and training seed (eval mode, on the CPU, channels-last weights),
-    carrying its recipe's noise schedule and noising path for `features.extract`."""
+    """The trained model `name` for a profile and training seed (eval mode, on the CPU, weights in the layout the
+    CPU reads fastest: `_for_reading`), carrying its recipe's noise schedule and noising path for
+    `features.extract`."""
     profile = resolve(profile)
     r = recipe(name, profile, seed)
     if _use_shipped(name, profile, seed) and name not in recipes.RECORD_ONLY:
-        return _with_schedule(for_inference(shipped(r)), r)
-    return _with_schedule(for_inference(_from_cache(r, profile, device)), r)
+        return _with_schedule(_for_reading(shipped(r)), r)
+    return _with_schedule(_for_reading(_from_cache(r, profile, device)), r)
+
+
+def _for_reading(model):
+    """Weights in the layout this CPU reads them fastest in: the library reads zoo models in bfloat16 where the CPU
+    computes it natively and in float32 elsewhere (`core.precision`), and each has its layout
+    (`runtime.for_inference`)."""
+    return for_inference(model, bf16=bf16_native("cpu"))
 
 
 def _with_schedule(model, r: Recipe):
@@ -161,7 +170,7 @@ def untrained(name: str, profile: str = "auto", seed: int = 0, *, zero_layers: s
             w = getattr(m, "weight", None)
             if isinstance(w, torch.Tensor) and w.dim() > 1 and not w.any() and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
-    return _with_schedule(for_inference(net.eval()), r)
+    return _with_schedule(_for_reading(net.eval()), r)
 
 
 def load(name: str, profile: str = "auto", seed: int = 0, *, init: str = "trained"):
