@@ -21,13 +21,13 @@ from .core import (denoisers, diffusers_bridge, flow_matching, forward_process, 
                    parameterisation, precision, samplers, sampling, schedules)
 from .support import claims, hooks, memo, profile, runtime
 from . import readout                                                                 # layer 2
-from .readout import features, framework, probes
+from .readout import diffusion_classifier, features, framework, probes
 from . import zoo                                                                     # layer 3
 from .zoo import recipes, registry, training
 from . import methods                                                                 # layer 4: registers methods
 from .methods import assignments, classifiers, denoising, encoders, repa, simclr
 from . import experiments                                                             # layer 5
-from .experiments import activations, alignment, costs, generation
+from .experiments import activations, alignment, costs, generation, transfer
 from .models import architecture
 from . import plotting                                                                # layer 6
 
@@ -42,11 +42,11 @@ __all__ = [
     # support
     "profile", "memo", "claims", "runtime", "hooks",
     # models and readout
-    "architecture", "features", "framework", "probes",
+    "architecture", "features", "framework", "probes", "diffusion_classifier",
     # the zoo
     "recipes", "registry", "training",
     # methods
     "denoising", "classifiers", "encoders", "simclr", "assignments", "repa",
     # chapters' experiments
-    "generation", "costs", "activations", "alignment",
+    "generation", "costs", "activations", "alignment", "transfer",
 ]

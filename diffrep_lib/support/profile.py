@@ -35,6 +35,9 @@ class Profile:
     seg_eval: int             # test scenes scored per segmentation / correspondence pair set
     dift_ensemble: int        # noise draws averaged per feature map for correspondence
     hyper_steps: int          # training steps of the hyperfeature mixture
+    # knowledge transfer (chapter 5)
+    dc_images: int            # test images the Diffusion Classifier scores
+    dc_draws: int             # its (t, eps) draws per class at most (K), on a stratified grid of timesteps
     # representations for diffusion models (chapters 9 and 12)
     ssl_scales: tuple         # classifier-free guidance scales with cluster ids and labels (ch. 9)
     cluster_ks: tuple         # numbers of clusters whose statistics are compared (ch. 9)
@@ -50,6 +53,7 @@ PROFILES = {
                      cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200,
                      probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 500), seg_labels=(5, 20, 100),
                      seg_ts=(10, 50, 150), seg_eval=300, dift_ensemble=2, hyper_steps=200,
+                     dc_images=300, dc_draws=25,
                      ssl_scales=(1.0, 1.5, 2.5), cluster_ks=(10,), guided_ks=(10, 50, 200), k_scales=(2.5,),
                      align_probe_ts=(50,), align_probe_sizes=(10000, 5000)),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
@@ -58,7 +62,7 @@ PROFILES = {
                     guidance_nfe=20, n_toy=10000, toy_steps=500,
                     probe_sizes=(10000, 5000), probe_ts=(0, 5, 10, 25, 50, 100, 200, 400, 700),
                     seg_labels=(5, 20, 100, 500), seg_ts=(10, 25, 50, 100, 150, 250, 400), seg_eval=1000,
-                    dift_ensemble=8, hyper_steps=1500,
+                    dift_ensemble=8, hyper_steps=1500, dc_images=2000, dc_draws=100,
                     ssl_scales=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0), cluster_ks=(10, 50, 200), guided_ks=(10, 50, 200),
                     k_scales=(1.5, 2.5, 4.0),
                     align_probe_ts=(10, 50, 200), align_probe_sizes=(20000, 10000)),
