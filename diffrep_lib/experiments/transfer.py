@@ -14,6 +14,7 @@ import time
 import torch
 
 from .. import zoo
+from ..core.denoisers import VPDenoiser
 from ..core.precision import bf16_autocast, bf16_native
 from ..data import fashion_mnist
 from ..errors import InputError, bad
@@ -34,9 +35,19 @@ def test_images(n: int, offset: int = 0):
     return x[offset:offset + n], y[offset:offset + n]
 
 
-def _classifier_errors(model, profile, n, k, paired, label, loss, seed, offset, bf16):
+def denoiser(model: str, profile: str, init: str = "trained"):
+    """The zoo model behind the denoiser contract, trained or with random weights (the control: the same
+    architecture, every layer drawn at random, read the way its method reads the trained one)."""
+    if init == "trained":
+        return zoo.denoiser(model, profile)
+    r = zoo.recipes.get(model, resolve(profile))
+    net, read = zoo.load(model, profile, init=init), zoo.registry.method(r.task).denoiser
+    return (read(net, r) if read is not None else VPDenoiser(net, zoo.recipes.abar(r), r.prediction)).eval()
+
+
+def _classifier_errors(model, profile, n, k, paired, label, loss, seed, offset, bf16, init):
     device = device_for(profile)
-    D = zoo.denoiser(model, profile).to(device)
+    D = denoiser(model, profile, init).to(device)
     x, y = test_images(n, offset)
     null = D.net.null_label
     classes = list(range(null)) if label == "class" else [null] * null
@@ -57,15 +68,18 @@ def _classifier_errors(model, profile, n, k, paired, label, loss, seed, offset, 
 
 
 def classifier_errors(model: str, profile: str, *, n: int, k: int, paired: bool = True, label: str = "class",
-                      loss: str = "l2", seed: int = 0, offset: int = 0) -> dict:
+                      loss: str = "l2", seed: int = 0, offset: int = 0, init: str = "trained") -> dict:
     """The Diffusion Classifier's error table of a class-conditional zoo model on n test images (from `offset`):
     {'table' (n, C, k), 'y' (n,), 'classes' (C,), 'ts' (k,), 'seconds', 'evaluations', 'device', 'bf16'}.
     k draws on the stratified grid (`diffusion_classifier.stratified_timesteps`), noise from `seed`, shared by
     every class when `paired`. label 'class' scores the ten classes; 'null' scores the null label ten times (a
-    control: with paired=False its ranking is the Monte Carlo noise alone, so it must give chance). Memoised."""
+    sanity check: with paired=False its ranking is the Monte Carlo noise alone, at chance by construction).
+    init='random' reads the same architecture with random weights (the control). Memoised."""
     if label not in LABELS:
         raise bad(InputError, "label", label, f"choose one of {LABELS}")
     profile = resolve(profile)
     bf16 = BF16 and bf16_native(device_for(profile))       # the precision actually used enters the memo key
-    return memo.cached(_classifier_errors, model, profile, n, k, bool(paired), label, loss, seed, offset, bf16,
-                       deps=(zoo.model_id(model, profile),))
+    if init not in zoo.INITS:
+        raise bad(InputError, "init", init, f"choose one of {zoo.INITS}")
+    return memo.cached(_classifier_errors, model, profile, n, k, bool(paired), label, loss, seed, offset, bf16, init,
+                       deps=(zoo.model_id(model, profile, init=init),))
