@@ -108,6 +108,12 @@ _SCENES = Recipe(name="unet_toyscenes", model=UNetConfig(in_channels=3, channels
 _SIMCLR = Recipe(name="simclr_fmnist", model=EncoderConfig(), task="contrastive", data="fashion_mnist", steps=2000,
                  batch_size=128, lr=2e-3, warmup=100, weight_decay=1e-4, ema_decay=None, p_uncond=0.0,
                  cpu_bf16=True)
+# ch. 5: the SimCLR encoder's architecture distilled from the unconditional U-Net's decoder at step t (DreamTeacher's
+# Eq. 17; labels never read): t = 10, the cell chapter 4 chose on validation images, and 0, 250 (DreamTeacher's
+# best on ImageNet) and 500; and from the random-weight U-Net at t = 10, the control
+_DISTILL = Recipe(name="distill_unet_t10", model=EncoderConfig(), task="distill", data="fashion_mnist", steps=1500,
+                  batch_size=128, lr=2e-3, warmup=100, weight_decay=1e-4, ema_decay=None, p_uncond=0.0,
+                  cpu_bf16=True, teacher="unet_fmnist_uncond", options=(("t", 10),))
 # ch. 9: the book's U-Net conditioned on cluster ids of the SimCLR encoder instead of labels, at half the labelled
 # U-Net's steps (the budget of `make zoo`); 'kmeans' clusters once before training, 'online' learns the clusters
 # with Sinkhorn-Knopp while the denoiser trains.
@@ -174,6 +180,13 @@ RECIPES = {
                        "full": replace(_SCENES, model=UNetConfig(in_channels=3, channels=(64, 96, 96), emb_dim=256,
                                                                  num_classes=None), **_FULL_BUDGET)},
     "simclr_fmnist": {"quick": _SIMCLR, "full": replace(_SIMCLR, steps=6000, batch_size=512, cpu_bf16=False)},
+    # ch. 5: distilled students, one per teacher timestep, and the random-teacher control
+    **{f"distill_unet_t{t}": {p: replace(r, name=f"distill_unet_t{t}", options=(("t", t),))
+                              for p, r in (("quick", _DISTILL), ("full", replace(_DISTILL, steps=5000, batch_size=256)))}
+       for t in (0, 10, 250, 500)},
+    "distill_random_unet_t10": {p: replace(r, name="distill_random_unet_t10", teacher_init="random")
+                                for p, r in (("quick", _DISTILL), ("full", replace(_DISTILL, steps=5000,
+                                                                                   batch_size=256)))},
     # ch. 9: self-labelled (k-means of SimCLR features) and online (Sinkhorn-Knopp) cluster conditioning
     "cluster_unet_fmnist": {"quick": _CLUSTER, "full": replace(_CLUSTER, **_CLUSTER_FULL)},
     "online_unet_fmnist": {"quick": _ONLINE, "full": replace(_ONLINE, **_CLUSTER_FULL)},
