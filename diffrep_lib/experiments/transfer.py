@@ -14,7 +14,6 @@ import time
 import torch
 
 from .. import zoo
-from ..core.denoisers import VPDenoiser
 from ..core.precision import bf16_autocast, bf16_native
 from ..data import fashion_mnist
 from ..errors import InputError, bad
@@ -35,19 +34,9 @@ def test_images(n: int, offset: int = 0):
     return x[offset:offset + n], y[offset:offset + n]
 
 
-def denoiser(model: str, profile: str, init: str = "trained"):
-    """The zoo model behind the denoiser contract, trained or with random weights (the control: the same
-    architecture, every layer drawn at random, read the way its method reads the trained one)."""
-    if init == "trained":
-        return zoo.denoiser(model, profile)
-    r = zoo.recipes.get(model, resolve(profile))
-    net, read = zoo.load(model, profile, init=init), zoo.registry.method(r.task).denoiser
-    return (read(net, r) if read is not None else VPDenoiser(net, zoo.recipes.abar(r), r.prediction)).eval()
-
-
 def _classifier_errors(model, profile, n, k, paired, label, loss, seed, offset, bf16, init):
     device = device_for(profile)
-    D = denoiser(model, profile, init).to(device)
+    D = zoo.denoiser(model, profile, init=init).to(device)
     x, y = test_images(n, offset)
     null = D.net.null_label
     classes = list(range(null)) if label == "class" else [null] * null
@@ -57,13 +46,14 @@ def _classifier_errors(model, profile, n, k, paired, label, loss, seed, offset, 
         bar = tqdm(total=n * len(classes) * k, desc=f"diffusion classifier ({model}, K={k})", unit="eval",
                    leave=False)
     t0 = time.perf_counter()
+    ts = dc.stratified_timesteps(k, len(D.sigmas))
     with bf16_autocast(device, bf16):
-        table = dc.error_table(D, x.to(device), classes, dc.stratified_timesteps(k, len(D.sigmas)), seed=seed,
-                               paired=paired, loss=loss, progress=bar.update if bar else None)
+        table = dc.error_table(D, x.to(device), classes, ts, seed=seed, paired=paired, loss=loss,
+                               progress=bar.update if bar else None)
     seconds = time.perf_counter() - t0
     if bar:
         bar.close()
-    return {"table": table.cpu(), "y": y, "classes": torch.tensor(classes), "ts": dc.stratified_timesteps(k),
+    return {"table": table.cpu(), "y": y, "classes": torch.tensor(classes), "ts": ts,
             "seconds": seconds, "evaluations": n * len(classes) * k, "device": str(device), "bf16": bf16}
 
 

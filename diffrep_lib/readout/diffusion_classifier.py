@@ -114,23 +114,13 @@ def adaptive(table: Tensor, stages) -> tuple[Tensor, Tensor]:
                   "and keep = 1 at the last stage, e.g. ((5, 3), (25, 1))")
     alive = torch.ones(n, c, dtype=torch.bool)
     seen = torch.zeros(k_total, dtype=torch.bool)
-    for k, keep in stages:
-        seen[subgrid(k_total, k)] = True        # the draws read so far: a survivor has been read at all of them
-        mean = table[..., seen].mean(-1).masked_fill(~alive, float("inf"))
-        best = mean.topk(keep, dim=1, largest=False).indices
-        alive = torch.zeros_like(alive).scatter_(1, best, True)
-    return best[:, 0], _evaluations(k_total, c, stages).expand(n)
-
-
-def _evaluations(k_total: int, c: int, stages) -> Tensor:
-    """Network evaluations per image of an elimination run: each stage reads its new draws for the classes still
-    alive (all c at the first stage, keep_{j-1} after)."""
-    seen = torch.zeros(k_total, dtype=torch.bool)
-    total, alive = 0, c
+    evaluations = 0
     for k, keep in stages:
         grid = torch.zeros(k_total, dtype=torch.bool)
         grid[subgrid(k_total, k)] = True
-        total += int((grid & ~seen).sum()) * alive
-        seen |= grid
-        alive = keep
-    return torch.tensor(total)
+        evaluations += int((grid & ~seen).sum()) * int(alive[0].sum())     # new draws x classes still alive
+        seen |= grid                            # the draws read so far: a survivor has been read at all of them
+        mean = table[..., seen].mean(-1).masked_fill(~alive, float("inf"))
+        best = mean.topk(keep, dim=1, largest=False).indices
+        alive = torch.zeros_like(alive).scatter_(1, best, True)
+    return best[:, 0], torch.full((n,), evaluations)

@@ -181,11 +181,13 @@ def load(name: str, profile: str = "auto", seed: int = 0, *, init: str = "traine
     return get(name, profile, seed) if init == "trained" else untrained(name, profile, seed)
 
 
-def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None = None):
+def denoiser(name: str, profile: str = "auto", seed: int = 0, device: str | None = None, *, init: str = "trained"):
     """The zoo network `name` behind the denoiser contract D(x, sigma, cond) -> x0_hat: its method's reading
-    (`registry.Method.denoiser`), by default a VPDenoiser on the recipe's schedule and prediction."""
+    (`registry.Method.denoiser`), by default a VPDenoiser on the recipe's schedule and prediction. init='random'
+    reads the same architecture with random weights (`load`'s control) the same way."""
     r = recipe(name, resolve(profile), seed)
-    net, read = get(name, profile, seed, device), registry.method(r.task).denoiser
+    net = get(name, profile, seed, device) if init == "trained" else load(name, profile, seed, init=init)
+    read = registry.method(r.task).denoiser
     return (read(net, r) if read is not None else denoisers.VPDenoiser(net, abar(r), r.prediction)).eval()
 
 
