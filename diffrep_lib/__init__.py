@@ -25,7 +25,7 @@ from .readout import diffusion_classifier, features, framework, probes
 from . import zoo                                                                     # layer 3
 from .zoo import recipes, registry, training
 from . import methods                                                                 # layer 4: registers methods
-from .methods import assignments, classifiers, denoising, encoders, repa, simclr
+from .methods import assignments, classifiers, denoising, distill, encoders, repa, simclr
 from . import experiments                                                             # layer 5
 from .experiments import activations, alignment, costs, generation, transfer
 from .models import architecture
@@ -46,7 +46,7 @@ __all__ = [
     # the zoo
     "recipes", "registry", "training",
     # methods
-    "denoising", "classifiers", "encoders", "simclr", "assignments", "repa",
+    "denoising", "classifiers", "encoders", "simclr", "assignments", "repa", "distill",
     # chapters' experiments
     "generation", "costs", "activations", "alignment", "transfer",
 ]

@@ -24,6 +24,20 @@ def test_linear_knn_and_few_label_probes_find_planted_classes_and_not_random_one
         probes.linear_probe(x2[:300], y2[:300], x2[300:], y2[300:])                   # one fixed budget: deterministic
 
 
+def test_the_fitted_head_is_the_linear_probe_on_raw_features():
+    x, y = clusters(600, spread=3.0)                     # overlapping classes: the probe is not perfect
+    x = 5 * x + 3                                        # far from standardised: the folding must undo it
+    (tr, te), (ytr, yte) = (x[:400], x[400:]), (y[:400], y[400:])
+    head = probes.fit_linear_head(tr, ytr)
+    z_tr, z_te = probes.standardize(tr, te)
+    reference = probes.classification._train_head(z_tr, ytr, 4, probes.ProbeConfig())
+    with torch.no_grad():
+        torch.testing.assert_close(head(te), reference(z_te), rtol=1e-4, atol=1e-4)
+        acc = (head(te).argmax(1) == yte).float().mean().item()
+    assert 0.5 < acc < 1 and acc == pytest.approx(probes.linear_probe(tr, ytr, te, yte), abs=1e-6)
+    assert probes.fit_linear_head(tr, ytr, classes=7).out_features == 7
+
+
 def test_grid_search_returns_the_best_cell_and_the_grid():
     cells = [(t, b) for t in (0, 10, 25, 100) for b in ("mid", "up.1")]
     best, grid = framework.grid_search(lambda c: -abs(c[0] - 25) - (c[1] != "up.1"), cells)

@@ -1,11 +1,16 @@
 """Knowledge transfer out of a diffusion model (survey §3.1.3), by name and memoised: the Diffusion Classifier's error
-tables (Li et al. 2023) on Fashion-MNIST test images.
+tables (Li et al. 2023) on Fashion-MNIST test images, and the evaluation of encoders distilled from a diffusion
+model (DreamTeacher, Li et al. 2023; `methods.distill`).
 
     tab = classifier_errors("unet_fmnist", "quick", n=300, k=25)
     dr.diffusion_classifier.classify(tab["table"])        # positions in tab["classes"]
+    frozen_probe("distill_unet_t10", "quick", sizes=(5000, 5000))      # linear probe and k-NN, encoder frozen
+    finetune("distill_unet_t10", "quick", labels=600, steps=300, n_test=5000)   # the encoder trained on 1% labels
 
 One table (images x classes x draws) answers every question of the number of draws, of a window of timesteps and
 of elimination; the wall time it took is kept with it, so that seconds per image can be stated from a measurement.
+An encoder is read through its pooled embedding (`ZooEncoder.pooled`); `init='random'` gives the same
+architecture untrained, which is also where the from-scratch student of a fine-tune starts.
 """
 from __future__ import annotations
 
@@ -13,17 +18,30 @@ import time
 
 import torch
 
+from torch import nn
+import torch.nn.functional as F
+
 from .. import zoo
 from ..core.precision import bf16_autocast, bf16_native
 from ..data import fashion_mnist
 from ..errors import InputError, bad
 from ..readout import diffusion_classifier as dc
+from ..readout import probes
 from ..support import memo
 from ..support.profile import device_for, resolve
 from ..support.runtime import progress_enabled
+from .activations import probe_split
 
 LABELS = ("class", "null")
 BF16 = True                                      # the network in bfloat16 autocast where native (errors in fp32)
+# every few-label fine-tune, whatever the encoder: linear probe, then fine-tune (LP-FT, Kumar et al. 2022). BatchNorm's
+# statistics are recomputed on the labelled images first (an untrained encoder has none of its own, a trained one
+# those of its own training), the head starts as the linear probe of the frozen encoder's embeddings, then AdamW
+# trains encoder and head together on batches drawn with replacement from the labelled images, BatchNorm in training
+# mode, and the statistics are recomputed once more before scoring. Chosen on validation images of the training
+# split, disjoint from every labelled subset (chapter 5 gives the candidates and the choice).
+FINETUNE = {"batch": 64, "lr": 1e-3, "weight_decay": 1e-4}
+ENCODER_TASKS = ("distill", "contrastive")      # the zoo's encoders: distilled students and SimCLR
 
 
 def test_images(n: int, offset: int = 0):
@@ -73,3 +91,135 @@ def classifier_errors(model: str, profile: str, *, n: int, k: int, paired: bool 
         raise bad(InputError, "init", init, f"choose one of {zoo.INITS}")
     return memo.cached(_classifier_errors, model, profile, n, k, bool(paired), label, loss, seed, offset, bf16, init,
                        deps=(zoo.model_id(model, profile, init=init),))
+
+
+# ------------------------------------------------------------------------------------------ distilled students
+
+def _check_encoder(model, profile, init, model_seed):
+    profile = resolve(profile)
+    if init not in zoo.INITS:
+        raise bad(InputError, "init", init, f"choose one of {zoo.INITS}")
+    if zoo.recipes.get(model, profile).task not in ENCODER_TASKS:
+        raise bad(InputError, "model", model, f"pass a zoo encoder, trained with one of the tasks {ENCODER_TASKS} "
+                  "(e.g. 'distill_unet_t10' or 'simclr_fmnist')")
+    return profile, (zoo.model_id(model, profile, model_seed, init=init),)
+
+
+@torch.no_grad()
+def recompute_batchnorm(net: nn.Module, x: torch.Tensor, device, batch: int = 500, bf16: bool = False) -> None:
+    """Set every BatchNorm layer's running statistics to those of its input over the images x, as evaluation will
+    read them: the network in training mode without gradient, each layer's batch means and variances averaged with
+    equal weight over batches of at most `batch` images, split as evenly as possible (PyTorch's cumulative average,
+    momentum None); with batches of equal size the mean is the exact mean over x. bf16: the convolutions in
+    bfloat16 autocast, as the features are then read (the statistics stay float32; they move by under 1%)."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was_training, momenta = net.training, [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    size = -(-len(x) // -(-len(x) // batch))            # as many batches as `batch` needs, of (nearly) equal size
+    with bf16_autocast(device, bf16):
+        for i in range(0, len(x), size):
+            net(x[i:i + size].to(device))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    net.train(was_training)
+
+
+@torch.no_grad()
+def _embed(enc, x: torch.Tensor, device, bf16: bool, batch: int = 500) -> torch.Tensor:
+    with bf16_autocast(device, bf16):
+        return torch.cat([enc.pooled(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)])
+
+
+def _frozen_probe(model, profile, init, model_seed, sizes, seed, bf16):
+    device = device_for(profile)
+    x, y, xt, yt = probe_split(sizes, seed)
+    enc = zoo.load(model, profile, model_seed, init=init).float().to(device)            # a models.Encoder
+    recompute_batchnorm(enc, x, device, bf16=bf16)
+    f = _embed(enc.eval(), torch.cat([x, xt]), device, bf16)
+    tr, te = f[:len(x)], f[len(x):]
+    with torch.no_grad():
+        hits = probes.fit_linear_head(tr, y, classes=10)(te).argmax(1) == yt
+    return {"linear": hits.float().mean().item(), "linear_hits": hits, "knn": probes.knn_accuracy(tr, y, te, yt),
+            "n_train": len(x), "n_test": len(xt)}
+
+
+def frozen_probe(model: str, profile: str, *, init: str = "trained", sizes: tuple, seed: int = 0,
+                 model_seed: int = 0) -> dict:
+    """Linear probe and k-NN (k = 20) of a zoo encoder's pooled embedding, the encoder frozen (its BatchNorm
+    statistics recomputed on the probe's training images), on `activations.probe_split(sizes, seed)`:
+    {'linear', 'linear_hits' (n_test,) bool, 'knn', 'n_train', 'n_test'}. init='random': the same architecture
+    untrained. model_seed: the encoder's training seed (0: the shipped one at quick; another is
+    trained on first use). Memoised."""
+    profile, deps = _check_encoder(model, profile, init, model_seed)
+    bf16 = BF16 and bf16_native(device_for(profile))
+    return memo.cached(_frozen_probe, model, profile, init, model_seed, tuple(sizes), seed, bf16, deps=deps)
+
+
+def _finetune(model, profile, init, model_seed, labels, steps, n_test, seed, bf16):
+    device = device_for(profile)
+    x, y, xt, yt = probe_split((labels, n_test), seed)
+    g = torch.Generator().manual_seed(seed)
+    enc = zoo.load(model, profile, model_seed, init=init).float().to(device)       # a models.Encoder
+    recompute_batchnorm(enc, x, device, bf16=bf16)
+    enc.eval()
+    head = probes.fit_linear_head(_embed(enc, x, device, bf16), y, classes=10).to(device)    # LP: the probe
+
+    @torch.no_grad()
+    def test_hits():
+        with bf16_autocast(device, bf16):
+            pred = torch.cat([head(enc.pooled(xt[a:a + 500].to(device))).argmax(1).cpu()
+                              for a in range(0, n_test, 500)])
+        return pred == yt
+
+    probe_hits = test_hits()
+    enc.requires_grad_(True).train()                                                        # FT: all of it
+    opt = torch.optim.AdamW([*enc.parameters(), *head.parameters()], lr=FINETUNE["lr"],
+                            weight_decay=FINETUNE["weight_decay"])
+    bar = None
+    if progress_enabled() and steps:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, desc=f"fine-tune {model} ({init}, {labels} labels)", unit="step", leave=False)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        i = torch.randint(len(x), (FINETUNE["batch"],), generator=g)
+        with bf16_autocast(device, bf16):
+            logits = head(enc.pooled(x[i].to(device)))
+        loss = F.cross_entropy(logits.float(), y[i].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if bar:
+            bar.update()
+    seconds = time.perf_counter() - t0
+    if bar:
+        bar.close()
+    if steps:
+        recompute_batchnorm(enc, x, device, bf16=bf16)
+    enc.eval()
+    hits = test_hits()
+    return {"accuracy": hits.float().mean().item(), "hits": hits, "probe_accuracy": probe_hits.float().mean().item(),
+            "probe_hits": probe_hits, "labels": labels, "steps": steps, "seconds": seconds}
+
+
+def finetune(model: str, profile: str, *, init: str = "trained", labels: int, steps: int, n_test: int,
+             seed: int = 0, model_seed: int = 0) -> dict:
+    """A few-label fine-tune of a zoo encoder on the first `labels` images of `activations.probe_split`'s seeded
+    order, scored on the first `n_test` test images: BatchNorm statistics recomputed on those images
+    (`recompute_batchnorm`), a linear head on the frozen pooled embedding (the linear probe,
+    `probes.fit_linear_head`), then encoder and head trained together for `steps` steps (`FINETUNE`: AdamW,
+    batch 64 drawn with replacement; 0: the probe alone) and the statistics recomputed again.
+    init='random' starts from the untrained architecture: the student trained on the labels alone. model_seed: as
+    in `frozen_probe`.
+    {'accuracy', 'hits' (n_test,) bool, 'probe_accuracy', 'probe_hits' (the head before any fine-tune step),
+    'labels', 'steps', 'seconds'}. Memoised."""
+    profile, deps = _check_encoder(model, profile, init, model_seed)
+    n_train, n_tests = (len(fashion_mnist.tensors(split)[0]) for split in ("train", "test"))
+    for name, value, low, high in (("labels", labels, 2, n_train), ("steps", steps, 0, None),
+                                   ("n_test", n_test, 1, n_tests)):
+        if not isinstance(value, int) or value < low or (high is not None and value > high):
+            raise bad(InputError, name, value, f"pass an integer from {low}{f' to {high}' if high else ''}")
+    bf16 = BF16 and bf16_native(device_for(profile))
+    return memo.cached(_finetune, model, profile, init, model_seed, labels, steps, n_test, seed, bf16, deps=deps)

@@ -3,6 +3,7 @@ diffusion network's activations.
 
 - `linear_probe`, `knn_accuracy`, `few_label_probe`: classification from standardised feature vectors, with one
   fixed optimiser and budget (`ProbeConfig`) for every cell of a grid, so cells differ only by their features;
+  `fit_linear_head` returns the linear probe's classifier itself (the start of a linear-probe-then-fine-tune);
 - `PixelMLP`, `train_pixel_ensemble`, `predict_pixels`, `miou`: DDPM-Seg's per-pixel MLP ensemble;
 - `match_points`, `pck`: DIFT's nearest-neighbour correspondence and its metric;
 - `Hyperfeatures`, `correspondence_loss`: Diffusion Hyperfeatures' learned per-(t, layer) mixture.
@@ -15,7 +16,7 @@ dtype or range, NaN or inf, a single training class, k outside 1..N, ...); the c
 """
 from . import classification, correspondence, hyperfeatures, segmentation
 from .classification import (ProbeConfig, _check_k, _knn_accuracy, _linear_probe, _linear_probe_scores, check_config,
-                             check_inputs, few_label_probe, knn_accuracy, linear_probe, standardize)
+                             check_inputs, few_label_probe, fit_linear_head, knn_accuracy, linear_probe, standardize)
 from .correspondence import _match_points, keypoint_pck, match_points, pck
 from .hyperfeatures import Hyperfeatures, correspondence_loss
 from .segmentation import PixelMLP, miou, predict_pixels, train_pixel_ensemble

@@ -79,7 +79,13 @@ def _linear_probe_scores(train_x: Tensor, train_y: Tensor, evals, cfg: ProbeConf
     a logit for every class id up to the largest in any set), at the cost of one fit."""
     train_x, *xs = standardize(train_x.float(), *(x.float() for x, _ in evals))
     train_y, ys = train_y.to(train_x.device), [y.to(train_x.device) for _, y in evals]
-    classes = int(max(train_y.max(), *(y.max() for y in ys))) + 1
+    head = _train_head(train_x, train_y, int(max(train_y.max(), *(y.max() for y in ys))) + 1, cfg)
+    with torch.no_grad():
+        return [(head(x).argmax(1) == y).float().mean().item() for x, y in zip(xs, ys)]
+
+
+def _train_head(train_x: Tensor, train_y: Tensor, classes: int, cfg: ProbeConfig) -> nn.Linear:
+    """The probe's head on (standardised) features: small seeded initial weights, full-batch Adam for cfg.steps."""
     g = torch.Generator().manual_seed(cfg.seed)
     head = nn.Linear(train_x.shape[1], classes)
     with torch.no_grad():
@@ -93,8 +99,24 @@ def _linear_probe_scores(train_x: Tensor, train_y: Tensor, evals, cfg: ProbeConf
             opt.zero_grad()
             loss.backward()
             opt.step()
+    return head
+
+
+def fit_linear_head(train_x: Tensor, train_y: Tensor, classes: int | None = None,
+                    cfg: ProbeConfig = ProbeConfig()) -> nn.Linear:
+    """The linear probe's classifier as a module on the *raw* features (N, D): trained as `linear_probe` trains it,
+    on standardised features, with the standardisation folded into its weights, so head(x) = W (x - mean) / std + b.
+    The start of a linear-probe-then-fine-tune (LP-FT: the head is fitted before the encoder is unfrozen).
+    classes: logits of the head (default: the largest label + 1)."""
+    check_config(cfg)
+    train_x, train_y = _vectors(train_x, "train_x", rows=2), _class_ids(train_y, "train_y", len(train_x), "train_x")
+    x = train_x.float()
+    mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
+    head = _train_head((x - mean) / std, train_y.to(x.device), classes or int(train_y.max()) + 1, cfg)
     with torch.no_grad():
-        return [(head(x).argmax(1) == y).float().mean().item() for x, y in zip(xs, ys)]
+        head.weight.div_(std)
+        head.bias.sub_(head.weight @ mean)
+    return head
 
 
 def knn_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, k: int = 20) -> float:
