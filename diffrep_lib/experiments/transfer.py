@@ -4,12 +4,12 @@ model (DreamTeacher, Li et al. 2023; `methods.distill`).
 
     tab = classifier_errors("unet_fmnist", "quick", n=300, k=25)
     dr.diffusion_classifier.classify(tab["table"])        # positions in tab["classes"]
-    frozen_probe("distill_unet_t10", "quick", sizes=(5000, 5000))      # linear probe and k-NN, encoder frozen
+    frozen_probe("distill_unet_t10", "quick", sizes=(6000, 5000))      # linear probe and k-NN, encoder frozen
     finetune("distill_unet_t10", "quick", labels=600, steps=300, n_test=5000)   # the encoder trained on 1% labels
 
 One table (images x classes x draws) answers every question of the number of draws, of a window of timesteps and
 of elimination; the wall time it took is kept with it, so that seconds per image can be stated from a measurement.
-An encoder is read through its pooled embedding (`ZooEncoder.pooled`); `init='random'` gives the same
+An encoder (`models.Encoder`, from `zoo.load`) is read through its pooled embedding; `init='random'` gives the same
 architecture untrained, which is also where the from-scratch student of a fine-tune starts.
 """
 from __future__ import annotations
@@ -17,9 +17,8 @@ from __future__ import annotations
 import time
 
 import torch
-
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .. import zoo
 from ..core.precision import bf16_autocast, bf16_native
@@ -140,8 +139,9 @@ def _frozen_probe(model, profile, init, model_seed, sizes, seed, bf16):
     recompute_batchnorm(enc, x, device, bf16=bf16)
     f = _embed(enc.eval(), torch.cat([x, xt]), device, bf16)
     tr, te = f[:len(x)], f[len(x):]
+    head = probes.fit_linear_head(tr, y, classes=10)
     with torch.no_grad():
-        hits = probes.fit_linear_head(tr, y, classes=10)(te).argmax(1) == yt
+        hits = head(te).argmax(1) == yt
     return {"linear": hits.float().mean().item(), "linear_hits": hits, "knn": probes.knn_accuracy(tr, y, te, yt),
             "n_train": len(x), "n_test": len(xt)}
 
