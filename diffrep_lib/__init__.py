@@ -25,9 +25,9 @@ from .readout import diffusion_classifier, features, framework, probes
 from . import zoo                                                                     # layer 3
 from .zoo import recipes, registry, training
 from . import methods                                                                 # layer 4: registers methods
-from .methods import assignments, classifiers, denoising, distill, encoders, repa, simclr
+from .methods import assignments, classifiers, denoising, distill, encoders, ldae, repa, simclr
 from . import experiments                                                             # layer 5
-from .experiments import activations, alignment, costs, generation, transfer
+from .experiments import activations, alignment, costs, generation, reconstruction, transfer
 from .models import architecture
 from . import plotting                                                                # layer 6
 
@@ -46,7 +46,7 @@ __all__ = [
     # the zoo
     "recipes", "registry", "training",
     # methods
-    "denoising", "classifiers", "encoders", "simclr", "assignments", "repa", "distill",
+    "denoising", "classifiers", "encoders", "simclr", "assignments", "repa", "distill", "ldae",
     # chapters' experiments
-    "generation", "costs", "activations", "alignment", "transfer",
+    "generation", "costs", "activations", "alignment", "transfer", "reconstruction",
 ]

@@ -5,7 +5,8 @@ them: notebooks and scripts do.
 - `generation`: sample sets of zoo models, plain or guided (chs. 1-3, 9);
 - `costs`: FLOPs and training throughput (ch. 2, make bench);
 - `activations`: DDAE grids, DDPM-Seg, DIFT, Hyperfeatures with their controls (ch. 4);
-- `transfer`: the Diffusion Classifier's error tables (ch. 5);
+- `transfer`: the Diffusion Classifier's error tables and the distilled students' probes (ch. 5);
+- `reconstruction`: l-DAE's encoder probed against its latent size, noise levels and labels (ch. 6);
 - `alignment`: REPA's curves, speed-up and hidden-state probes (ch. 12).
 """
-from . import activations, alignment, costs, generation, transfer
+from . import activations, alignment, costs, generation, reconstruction, transfer

@@ -17,9 +17,11 @@ import torch
 
 from ..errors import ZooError, bad, check_int
 from ..core import schedules
-from ..models import ClassifierConfig, DiTConfig, EncoderConfig, MLPConfig, NoisyClassifierConfig, UNetConfig, UViTConfig
+from ..models import (ClassifierConfig, DiTConfig, EncoderConfig, LatentDAEConfig, MLPConfig, NoisyClassifierConfig,
+                      UNetConfig, UViTConfig)
 
 FORMAT = 1  # bump when the meaning of a recipe field changes
+LDAE_DIMS = (1, 2, 4, 8, 16, 49)   # ch. 6: l-DAE's latent sizes per 7 x 7 patch (49: every pixel)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,23 @@ _FLOW = replace(_UNET, name="flow_unet_fmnist", task="flow", prediction="velocit
 # 20 steps), then 2,000 steps from its weights on those pairs
 _REFLOW = replace(_FLOW, name="reflow_unet_fmnist", task="reflow", teacher="flow_unet_fmnist", steps=2000, lr=5e-4,
                   warmup=100, options=(("pairs", 10000), ("pair_steps", 20)))
+# ch. 6: l-DAE's latent denoising autoencoder, a DiT on 7 x 7 patches (16 tokens, D = 49 pixels a patch) reading
+# and writing images, its noise added in the first d coordinates of the patch-wise PCA; no labels. 2,000 steps of
+# batch 128 are about 4.5 minutes on the CPU (make bench). l-DAE trains without weight decay.
+_LDAE = Recipe(name="ldae_d8", model=LatentDAEConfig(d=8, dit=DiTConfig(patch=7, dim=96, depth=6, heads=4,
+                                                                          num_classes=None)),
+               task="ldae", data="fashion_mnist", steps=2000, batch_size=128, lr=1e-3, warmup=100, p_uncond=0.0)
+_LDAE_FULL = dict(model=LatentDAEConfig(d=8, dit=DiTConfig(patch=7, dim=192, depth=8, heads=6, num_classes=None)),
+                  steps=6000, batch_size=256, lr=5e-4, warmup=500)
+
+
+def _ldae(name, d, profile, **change):
+    """An l-DAE recipe at latent size d and profile, with recipe fields changed (options, p_uncond, ...)."""
+    base = _LDAE if profile == "quick" else replace(_LDAE, **_LDAE_FULL)
+    model = replace(base.model, d=d, **({"dit": change.pop("dit")} if "dit" in change else {}))
+    return replace(base, name=name, model=model, **change)
+
+
 _TOY = Recipe(name="toy_mlp_eps", model=MLPConfig(), task="denoise", data="toy2d/8gaussians", steps=3000,
               batch_size=512, lr=2e-3, warmup=100, p_uncond=0.0)
 
@@ -187,6 +206,14 @@ RECIPES = {
     "distill_random_unet_t10": {p: replace(r, name="distill_random_unet_t10", teacher_init="random")
                                 for p, r in (("quick", _DISTILL), ("full", replace(_DISTILL, steps=5000,
                                                                                    batch_size=256)))},
+    # ch. 6: l-DAE at latent sizes d = 1 .. 49 (d = 49 = D: the pixel-space denoising autoencoder)
+    **{f"ldae_d{d}": {p: _ldae(f"ldae_d{d}", d, p) for p in ("quick", "full")} for d in LDAE_DIMS},
+    # ... at d = 8 with one noise level (sigma = 1/3, the paper's ablation) and with class labels told (dropout 0.1)
+    "ldae_d8_single": {p: _ldae("ldae_d8_single", 8, p, options=(("sigma", 1 / 3),)) for p in ("quick", "full")},
+    "ldae_d8_labels": {p: _ldae("ldae_d8_labels", 8, p, p_uncond=0.1,
+                                dit=replace((_LDAE if p == "quick" else replace(_LDAE, **_LDAE_FULL)).model.dit,
+                                            num_classes=10))
+                       for p in ("quick", "full")},
     # ch. 9: self-labelled (k-means of SimCLR features) and online (Sinkhorn-Knopp) cluster conditioning
     "cluster_unet_fmnist": {"quick": _CLUSTER, "full": replace(_CLUSTER, **_CLUSTER_FULL)},
     "online_unet_fmnist": {"quick": _ONLINE, "full": replace(_ONLINE, **_CLUSTER_FULL)},
