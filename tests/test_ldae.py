@@ -191,6 +191,11 @@ def test_the_probe_reads_half_the_blocks_and_scores_validation_and_test(cache):
     assert not torch.equal(control["linear_hits"], out["linear_hits"])     # read through the trained tokenizer
     pixels = reconstruction.pixel_probe(sizes=(300, 200))
     assert pixels["n_test"] == 200 and not torch.equal(pixels["linear_hits"], out["linear_hits"])
+    # the input alone: at d = 49 the latent is every pixel, so its probe is the pixels' probe
+    full = reconstruction.input_probe("ldae_d49", "quick", sizes=(300, 200))
+    assert full["linear"] == pytest.approx(pixels["linear"], abs=0.02)
+    coarse = reconstruction.input_probe("ldae_d1", "quick", sizes=(300, 200))
+    assert not torch.equal(coarse["linear_hits"], pixels["linear_hits"])
 
 
 def test_a_model_that_is_not_an_ldae_is_refused_with_the_fix(cache):

@@ -5,6 +5,7 @@ encoder (Chen et al. 2024; `methods.ldae`) on Fashion-MNIST, and the same probes
     ldae_probe("ldae_d8", "quick", sizes=(5000, 5000), init="random") # the same architecture, random weights
     ldae_depth("ldae_d8", "quick", sizes=(5000, 5000))              # {blocks: scores} after every block
     pixel_probe(sizes=(5000, 5000))                                   # no network: the 784 pixels
+    input_probe("ldae_d8", "quick", sizes=(5000, 5000))             # no network: the image through the latent
 
 Every probe is fitted on `activations.probe_split(sizes, seed)` (a seeded subset of training images and the first
 test images) and also scored on `activations.validation_split`, training images disjoint from the probe's, which
@@ -99,6 +100,23 @@ def ldae_depth(model: str, profile: str, *, sizes: tuple, seed: int = 0, init: s
     return {k: {"linear_hits": flat["linear_hits"][i], **{key: flat[key][i] for key in
                                                           ("linear", "val_linear", "knn", "n_test")}}
             for i, k in enumerate(flat["blocks"])}
+
+
+def _input_probe(model, profile, sizes, seed):
+    x, y, xt, yt = probe_split(sizes, seed)
+    xv, yv = validation_split(sizes, seed)
+    net = zoo.load(model, profile).float()
+    with torch.no_grad():
+        images = ldae.clean_input(net, torch.cat([x, xv, xt]))
+    return _scores(images.flatten(1), y, yv, yt)
+
+
+def input_probe(model: str, profile: str, *, sizes: tuple, seed: int = 0) -> dict:
+    """The same probes on what the l-DAE's encoder reads, without the encoder: the pixels of the clean image
+    through its latent, V_d^T V_d x (for d = D the image itself). The control for how much of the class the input
+    still carries at each d. Memoised."""
+    profile = _check(model, profile, "trained")
+    return memo.cached(_input_probe, model, profile, tuple(sizes), seed, deps=(zoo.model_id(model, profile),))
 
 
 def _pixel_probe(sizes, seed):
