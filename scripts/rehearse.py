@@ -33,7 +33,7 @@ OUT = ROOT / "_build" / "rehearsal"
 BATCH = 32
 # the profile's sizes that only scale the work, cut to a rehearsal's (its grids and scales are kept)
 SIZES = dict(n_samples=200, n_ref=500, n_toy=500, toy_steps=50, probe_sizes=(600, 300), seg_eval=20,
-             dift_ensemble=2, hyper_steps=20, align_probe_sizes=(600, 300))
+             dift_ensemble=2, hyper_steps=20, align_probe_sizes=(600, 300), augment_sizes=(10, 20, 100, 1000))
 
 
 def miniature(steps: int) -> None:

@@ -40,7 +40,7 @@ BF16 = True                                      # the network in bfloat16 autoc
 # mode, and the statistics are recomputed once more before scoring. Chosen on validation images of the training
 # split, disjoint from every labelled subset (chapter 5 gives the candidates and the choice).
 FINETUNE = {"batch": 64, "lr": 1e-3, "weight_decay": 1e-4}
-ENCODER_TASKS = ("distill", "contrastive")      # the zoo's encoders: distilled students and SimCLR
+ENCODER_TASKS = ("distill", "contrastive", "contrastive_generated")   # the zoo's encoders: students, SimCLR
 
 
 def test_images(n: int, offset: int = 0):

@@ -44,6 +44,8 @@ class Profile:
     # reconstructing diffusion models (chapter 6)
     ldae_sizes: tuple         # (training, test) images of l-DAE's probes (as many validation images as test;
                               # 10,000: every test image)
+    # generative augmentation (chapter 8)
+    augment_sizes: tuple      # (real images per class, synthetic images per class, learner steps, test images)
     # representations for diffusion models (chapters 9 and 12)
     ssl_scales: tuple         # classifier-free guidance scales with cluster ids and labels (ch. 9)
     cluster_ks: tuple         # numbers of clusters whose statistics are compared (ch. 9)
@@ -60,7 +62,7 @@ PROFILES = {
                      probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 500), seg_labels=(5, 20, 100),
                      seg_ts=(10, 50, 150), seg_eval=300, dift_ensemble=2, hyper_steps=200,
                      dc_images=300, dc_draws=25, student_sizes=(6000, 5000), finetune_labels=(600,),
-                     finetune_steps=300, ldae_sizes=(5000, 10000),
+                     finetune_steps=300, ldae_sizes=(5000, 10000), augment_sizes=(10, 50, 300, 5000),
                      ssl_scales=(1.0, 1.5, 2.5), cluster_ks=(10,), guided_ks=(10, 50, 200), k_scales=(2.5,),
                      align_probe_ts=(50,), align_probe_sizes=(10000, 5000)),
     "full": Profile(name="full", device="cuda", n_samples=5000, n_ref=10000, nfe_grid=(5, 10, 20, 50),
@@ -71,7 +73,7 @@ PROFILES = {
                     seg_labels=(5, 20, 100, 500), seg_ts=(10, 25, 50, 100, 150, 250, 400), seg_eval=1000,
                     dift_ensemble=8, hyper_steps=1500, dc_images=2000, dc_draws=100,
                     student_sizes=(6000, 10000), finetune_labels=(600, 6000), finetune_steps=1000,
-                    ldae_sizes=(10000, 10000),
+                    ldae_sizes=(10000, 10000), augment_sizes=(10, 500, 1500, 10000),
                     ssl_scales=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0), cluster_ks=(10, 50, 200), guided_ks=(10, 50, 200),
                     k_scales=(1.5, 2.5, 4.0),
                     align_probe_ts=(10, 50, 200), align_probe_sizes=(20000, 10000)),

@@ -153,6 +153,17 @@ _LDAE = Recipe(name="ldae_d8", model=LatentDAEConfig(d=8, dit=DiTConfig(patch=7,
 _LDAE_FULL = dict(model=LatentDAEConfig(d=8, dit=DiTConfig(patch=7, dim=192, depth=8, heads=6, num_classes=None)),
                   steps=6000, batch_size=256, lr=5e-4, warmup=500)
 
+# ch. 8: SimCLR with generated views (Ayromlou et al.'s Eq. 18) on a pool of 10,000 training images, SimCLR's
+# recipe otherwise: the pool alone (p0 = 0), the second view's source replaced with probability 0.5 by an SDEdit
+# view through the unconditional U-Net (sigma = 1.5, about t = 340 of its 1,000 steps), or by an unconditional
+# sample unrelated to the image (the control)
+_VIEWS = replace(_SIMCLR, name="simclr_pool", task="contrastive_generated", options=(("p0", 0.0), ("pool", 10000)))
+_VIEW_ARMS = {"simclr_pool": {},
+              "simclr_sdedit": dict(teacher="unet_fmnist_uncond",
+                                    options=(("p0", 0.5), ("pool", 10000), ("views", "sdedit"), ("sigma", 1.5))),
+              "simclr_sample": dict(teacher="unet_fmnist_uncond",
+                                    options=(("p0", 0.5), ("pool", 10000), ("views", "sample")))}
+
 
 def _ldae(name, d, profile, **change):
     """An l-DAE recipe at latent size d and profile, with recipe fields changed (options, p_uncond, ...)."""
@@ -214,6 +225,10 @@ RECIPES = {
                                 dit=replace((_LDAE if p == "quick" else replace(_LDAE, **_LDAE_FULL)).model.dit,
                                             num_classes=10))
                        for p in ("quick", "full")},
+    # ch. 8: SimCLR on a pool of training images, with and without generated views
+    **{name: {"quick": replace(_VIEWS, name=name, **arm),
+              "full": replace(_VIEWS, name=name, **arm, steps=6000, batch_size=512, cpu_bf16=False)}
+       for name, arm in _VIEW_ARMS.items()},
     # ch. 9: self-labelled (k-means of SimCLR features) and online (Sinkhorn-Knopp) cluster conditioning
     "cluster_unet_fmnist": {"quick": _CLUSTER, "full": replace(_CLUSTER, **_CLUSTER_FULL)},
     "online_unet_fmnist": {"quick": _ONLINE, "full": replace(_ONLINE, **_CLUSTER_FULL)},
