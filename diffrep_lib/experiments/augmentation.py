@@ -28,7 +28,7 @@ from ..core.precision import bf16_native
 from ..core.sampling import sigma_grid
 from ..data import fashion_mnist
 from ..errors import InputError, bad, check_int
-from ..methods import synthetic
+from ..methods.synthetic import generate_labelled, scales_per_image, shift_flip
 from ..models.classifier import Classifier, ClassifierConfig
 from ..support import memo
 from ..support.profile import device_for, get, resolve
@@ -52,7 +52,7 @@ class LearnerConfig:
 
 
 def _check_scales(scales) -> tuple:
-    synthetic.scales_per_image(1, scales, 0)          # the same checks, one error for all callers
+    scales_per_image(1, scales, 0)          # the same checks, one error for all callers
     return tuple(float(s) for s in scales)
 
 
@@ -60,8 +60,8 @@ def _synthetic_set(profile, per_class, scales, seed, model_seed, bf16):
     device = device_for(profile)
     D = zoo_denoiser(GENERATOR, profile, model_seed).to(device)
     sigmas = sigma_grid(D, samplers.steps_for_nfe(SAMPLER, get(profile).guidance_nfe))
-    return synthetic.generate_labelled(D, per_class=per_class, scales=scales, seed=seed, sigmas=sigmas,
-                                          sampler=SAMPLER, batch=inference_batch(device), bf16=bf16, device=device)
+    return generate_labelled(D, per_class=per_class, scales=scales, seed=seed, sigmas=sigmas,
+                             sampler=SAMPLER, batch=inference_batch(device), bf16=bf16, device=device)
 
 
 def synthetic_set(profile: str, *, per_class: int, scales: tuple, seed: int = 0, model_seed: int = 0) -> dict:
@@ -99,7 +99,7 @@ def train_learner(x, y, *, steps: int, seed: int, augment: bool = False, cfg: Le
     net.train()
     for _ in range(steps):
         idx = torch.randint(len(x), (cfg.batch,), generator=g)
-        xb = synthetic.shift_flip(x[idx], g) if augment else x[idx]
+        xb = shift_flip(x[idx], g) if augment else x[idx]
         loss = F.cross_entropy(net(xb.to(device)), y[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

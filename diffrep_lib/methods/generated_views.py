@@ -57,9 +57,10 @@ def view_pool(r) -> tuple[Tensor, Tensor]:
     for i in tqdm(range(0, len(x), CHUNK), desc=f"{r.name}: views", disable=not progress_enabled()):
         chunk = x[i:i + CHUNK]
         if views == "sdedit":
-            out[i:i + CHUNK] = torch.cat([synthetic.sdedit(G, chunk[j:j + 32], option(r, "sigma", 1.5),
+            step = inference_batch("cpu")
+            out[i:i + CHUNK] = torch.cat([synthetic.sdedit(G, chunk[j:j + step], option(r, "sigma", 1.5),
                                                            steps=option(r, "steps", 8), generator=g)
-                                          for j in range(0, len(chunk), 32)])
+                                          for j in range(0, len(chunk), step)])
         else:
             out[i:i + CHUNK] = generate(G, len(chunk), sampler="dpmpp_2m", sigmas=grid, seed=r.seed * 100_003 + i,
                                         batch=inference_batch("cpu"))
