@@ -25,9 +25,10 @@ from .readout import diffusion_classifier, features, framework, probes
 from . import zoo                                                                     # layer 3
 from .zoo import recipes, registry, training
 from . import methods                                                                 # layer 4: registers methods
-from .methods import assignments, classifiers, denoising, distill, encoders, ldae, repa, simclr, synthetic
+from .methods import assignments, classifiers, denoising, distill, encoders, joint, ldae, repa, simclr, synthetic
 from . import experiments                                                             # layer 5
-from .experiments import activations, alignment, augmentation, costs, generation, reconstruction, transfer
+from .experiments import (activations, alignment, augmentation, costs, generation, joint_models, reconstruction,
+                          transfer)
 from .models import architecture
 from . import plotting                                                                # layer 6
 

@@ -152,6 +152,28 @@ def sample_accuracy(classifier, x: Tensor, y: Tensor, batch: int = 256) -> float
     return (pred == y).float().mean().item()
 
 
+def calibration(probs: Tensor, y: Tensor, bins: int = 15) -> dict:
+    """Expected calibration error (Guo et al. 2017) of predicted class probabilities (N, C) against labels (N,):
+    the predictions binned by their confidence (the largest probability) into `bins` equal-width bins, and
+
+        ECE = sum_b |B_b| / N * |accuracy(B_b) - confidence(B_b)|.
+
+    Returns {'ece', 'confidence', 'accuracy', 'count'}: the ECE and per bin the mean confidence, the accuracy and
+    the number of predictions (empty bins: NaN), the data of a reliability diagram."""
+    if not isinstance(probs, Tensor) or probs.dim() != 2 or not torch.isfinite(probs).all():
+        raise bad(InputError, "probs", probs, "pass class probabilities (N, C), e.g. logits.softmax(1)")
+    y = _labels(y, "y", len(probs))
+    bins = check_int(bins, "bins", "pass a positive number of confidence bins (15 is usual)")
+    conf, pred = probs.float().max(1)
+    hit = (pred == y.to(pred.device)).float()
+    which = (conf * bins).long().clamp(max=bins - 1)            # bin b holds confidences in [b / bins, (b + 1) / bins)
+    count = torch.bincount(which, minlength=bins).float()
+    mean = lambda v: torch.bincount(which, weights=v, minlength=bins) / count
+    conf_b, acc_b = mean(conf), mean(hit)
+    gap = torch.nan_to_num((acc_b - conf_b).abs()) * count / len(probs)
+    return {"ece": gap.sum().item(), "confidence": conf_b, "accuracy": acc_b, "count": count}
+
+
 def energy_distance(a: Tensor, b: Tensor) -> float:
     """Energy distance 2E|A-B| - E|A-A'| - E|B-B'| (Székely & Rizzo 2013) between point clouds (N, d);
     zero if and only if the distributions are equal. Used on the 2-D toys."""

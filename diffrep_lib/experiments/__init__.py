@@ -7,7 +7,8 @@ them: notebooks and scripts do.
 - `activations`: DDAE grids, DDPM-Seg, DIFT, Hyperfeatures with their controls (ch. 4);
 - `transfer`: the Diffusion Classifier's error tables and the distilled students' probes (ch. 5);
 - `reconstruction`: l-DAE's encoder probed against its latent size, noise levels and labels (ch. 6);
+- `joint_models`: the classifier heads of joint diffusion models on validation and test images (ch. 7);
 - `augmentation`: a small CNN trained on few real labels and on generated images, with their controls (ch. 8);
 - `alignment`: REPA's curves, speed-up and hidden-state probes (ch. 12).
 """
-from . import activations, alignment, augmentation, costs, generation, reconstruction, transfer
+from . import activations, alignment, augmentation, costs, generation, joint_models, reconstruction, transfer

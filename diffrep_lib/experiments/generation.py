@@ -1,4 +1,5 @@
-"""Sample sets of zoo models, memoised (ch. 1 and later): plain, classifier-free guided or classifier guided.
+"""Sample sets of zoo models, memoised (ch. 1 and later): plain, classifier-free guided, classifier guided, or
+guided by the model's own classifier head (a joint model, ch. 7).
 
 `sample_set` is the entry point used by chapters: the result depends only on its arguments and the model's
 identity, so nbval's second execution reads it from disk. The sampling itself is `core.sampling`.
@@ -20,7 +21,7 @@ from ..support.runtime import inference_batch
 from ..core.precision import bf16_autocast, bf16_native
 
 Tensor = torch.Tensor
-GUIDES = (None, "cfg", "classifier")          # sample_set's guidance: none, classifier-free, classifier
+GUIDES = (None, "cfg", "classifier", "self")  # sample_set's guidance: none, classifier-free, classifier, own head
 
 
 @functools.lru_cache(maxsize=8)
@@ -30,9 +31,10 @@ def zoo_denoiser(name: str, profile: str, seed: int = 0):
 
 
 def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0):
-    """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg' or 'classifier');
+    """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg', 'classifier' or 'self');
     classifier guidance uses the zoo's noise-aware classifier, on the timesteps of its own training schedule, and
-    the model's null label (unconditional)."""
+    the model's null label (unconditional); 'self' uses a joint model's own head, classify(x_t, t), on the model's
+    schedule."""
     device = device_for(profile)
     D = zoo_denoiser(model, profile, model_seed).to(device)
     null = D.net.null_label
@@ -44,6 +46,12 @@ def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | 
         clf = zoo_classifier("noisy_classifier_fmnist", profile).to(device)
         table = schedules.sigma_from_abar(recipes.abar(recipes.get("noisy_classifier_fmnist", resolve(profile))))
         G = guidance.classifier_guidance(D, clf, scale, table.to(device), null=null)
+    elif guide == "self":
+        if not hasattr(D.net, "classify"):
+            raise bad(InputError, "guide", guide, f"{model!r} has no classifier head; guide='self' needs a joint "
+                      "model (ch. 7), e.g. 'joint_unet_a1e-2'")
+        table = schedules.sigma_from_abar(recipes.abar(recipes.get(model, resolve(profile))))
+        G = guidance.classifier_guidance(D, D.net.classify, scale, table.to(device), null=null)
     else:
         raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
     return denoisers.clip_x0(G), D
@@ -85,7 +93,7 @@ def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed
                model_seed: int = 0, grid: str = "karras", bf16: bool = True, guide: str | None = None,
                scale: float = 1.0, labels="balanced") -> dict:
     """Conditional samples {'x': (n, 1, 28, 28), 'y': (n,)} from a zoo model, x0 clipped to [-1, 1], optionally
-    guided ('cfg' or 'classifier' at `scale`); memoised on disk. `labels`: 'balanced' classes, 'null' (the
+    guided ('cfg', 'classifier' or 'self' at `scale`); memoised on disk. `labels`: 'balanced' classes, 'null' (the
     unconditional model) or a tuple of counts per id (cluster sizes, for self-labelled models)."""
     _check_sample_set(sampler, nfe, n, seed, grid, guide, scale)
     if guide == "cfg" and scale == 1.0:      # CFG at scale 1 is the conditional model: one memo entry for both

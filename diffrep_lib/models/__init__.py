@@ -3,6 +3,7 @@ from . import architecture
 from .classifier import Classifier, ClassifierConfig
 from .dit import DiT, DiTConfig
 from .encoder import Encoder, EncoderConfig
+from .joint_unet import JointUNet, JointUNetConfig
 from .latent_dae import LatentDAE, LatentDAEConfig
 from .mlp import MLP, MLPConfig
 from .noisy_classifier import NoisyClassifier, NoisyClassifierConfig
@@ -12,7 +13,7 @@ from .uvit import UViT, UViTConfig
 # config type -> module class: a recipe names a config, the zoo builds the module from it.
 MODELS = {UNetConfig: UNet, DiTConfig: DiT, UViTConfig: UViT, ClassifierConfig: Classifier, MLPConfig: MLP,
           NoisyClassifierConfig: NoisyClassifier, EncoderConfig: Encoder,
-          LatentDAEConfig: LatentDAE}
+          LatentDAEConfig: LatentDAE, JointUNetConfig: JointUNet}
 
 
 def build(cfg):

@@ -122,7 +122,9 @@ class UNet(nn.Module):
         """(C, H, W) this network takes, None where any size works (H and W must halve cleanly at every level)."""
         return (self.cfg.in_channels, None, None)
 
-    def forward(self, x, t, y=None):
+    def encode(self, x, t, y=None):
+        """The left side of the U and the bottleneck: (h, skips, emb), h the bottleneck's output, skips the output
+        of every down level (highest resolution first), emb the embedding of (t, y) that the decoder needs."""
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])
         emb = self.embed(t, y)
         h, skips = self.stem(x), []
@@ -133,6 +135,11 @@ class UNet(nn.Module):
                 h = F.avg_pool2d(h, 2)                        # 28 -> 14 -> 7
         for block in self.mid:
             h = block(h, emb)
+        return h, skips, emb
+
+    def forward(self, x, t, y=None):
+        h, skips, emb = self.encode(x, t, y)
+        skips = list(skips)
         for i, level in enumerate(self.up):
             h = level(torch.cat([h, skips.pop()], dim=1), emb)
             if i < len(self.up) - 1:

@@ -17,8 +17,8 @@ import torch
 
 from ..errors import ZooError, bad, check_int
 from ..core import schedules
-from ..models import (ClassifierConfig, DiTConfig, EncoderConfig, LatentDAEConfig, MLPConfig, NoisyClassifierConfig,
-                      UNetConfig, UViTConfig)
+from ..models import (ClassifierConfig, DiTConfig, EncoderConfig, JointUNetConfig, LatentDAEConfig, MLPConfig,
+                      NoisyClassifierConfig, UNetConfig, UViTConfig)
 
 FORMAT = 1  # bump when the meaning of a recipe field changes
 LDAE_DIMS = (1, 2, 4, 8, 16, 49)   # ch. 6: l-DAE's latent sizes per 7 x 7 patch (49: every pixel)
@@ -164,6 +164,23 @@ _VIEW_ARMS = {"simclr_pool": {},
               "simclr_sample": dict(teacher="unet_fmnist_uncond",
                                     options=(("p0", 0.5), ("pool", 10000), ("views", "sample")))}
 
+# ch. 7: joint diffusion models (JDM): the unconditional U-Net with a classifier head on its encoder, started from
+# unet_fmnist_uncond and trained 1,000 steps more on every image to denoise and on 600 labelled ones (1%) to classify,
+# the cross-entropy weighted by alpha (JDM's 0.001, and 0.01, 0.1, 1). Controls at the same steps: the head on
+# detached features (the diffusion model alone, probed), the cross-entropy alone from the same start (supervised
+# fine-tuning) and from random weights (the classifier alone)
+_JOINT = replace(_UNCOND, name="joint_unet_a1e-3", model=JointUNetConfig(channels=(32, 48, 48)), task="joint",
+                 steps=1000, warmup=100, teacher="unet_fmnist_uncond", options=(("alpha", 1e-3), ("labels", 600)))
+_JOINT_FULL = dict(model=JointUNetConfig(channels=(64, 96, 96), emb_dim=256), steps=1500, batch_size=256, lr=5e-4,
+                   warmup=100)
+JOINT_ALPHAS = {"1e-3": 1e-3, "1e-2": 1e-2, "1e-1": 0.1, "1": 1.0}
+_JOINT_ARMS = {**{f"joint_unet_a{tag}": dict(options=(("alpha", a), ("labels", 600)))
+                  for tag, a in JOINT_ALPHAS.items()},
+               "joint_unet_probe": dict(options=(("alpha", 1.0), ("labels", 600), ("detach", True))),
+               "joint_unet_finetune": dict(options=(("alpha", 1.0), ("labels", 600), ("denoise", False))),
+               "joint_unet_classifier": dict(teacher="", options=(("alpha", 1.0), ("labels", 600),
+                                                                  ("denoise", False)))}
+
 
 def _ldae(name, d, profile, **change):
     """An l-DAE recipe at latent size d and profile, with recipe fields changed (options, p_uncond, ...)."""
@@ -225,6 +242,10 @@ RECIPES = {
                                 dit=replace((_LDAE if p == "quick" else replace(_LDAE, **_LDAE_FULL)).model.dit,
                                             num_classes=10))
                        for p in ("quick", "full")},
+    # ch. 7: joint models at four weights of the cross-entropy, and the classifier alone
+    **{name: {"quick": replace(_JOINT, name=name, **arm),
+              "full": replace(_JOINT, name=name, **arm, **_JOINT_FULL)}
+       for name, arm in _JOINT_ARMS.items()},
     # ch. 8: SimCLR on a pool of training images, with and without generated views
     **{name: {"quick": replace(_VIEWS, name=name, **arm),
               "full": replace(_VIEWS, name=name, **arm, steps=6000, batch_size=512, cpu_bf16=False)}
