@@ -154,9 +154,9 @@ def sample_accuracy(classifier, x: Tensor, y: Tensor, batch: int = 256) -> float
 
 def calibration(probs: Tensor, y: Tensor, bins: int = 15) -> dict:
     """Expected calibration error (Guo et al. 2017) of predicted class probabilities (N, C) against labels (N,):
-    the predictions binned by their confidence (the largest probability) into `bins` equal-width bins, and
+    the predictions binned by their confidence (the largest probability) into `bins` equal-width bins, and::
 
-        ECE = sum_b |B_b| / N * |accuracy(B_b) - confidence(B_b)|.
+        ECE = sum over bins b of  n_b / N * abs(accuracy_b - confidence_b)     (n_b predictions in bin b)
 
     Returns {'ece', 'confidence', 'accuracy', 'count'}: the ECE and per bin the mean confidence, the accuracy and
     the number of predictions (empty bins: NaN), the data of a reliability diagram."""
