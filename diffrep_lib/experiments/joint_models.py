@@ -45,15 +45,15 @@ def validation_split(seed: int = 0, n: int = VALIDATION):
 
 
 def _images(split: str, seed: int):
-    if split not in SPLITS:
-        raise bad(InputError, "split", split, f"choose one of {SPLITS}")
     return validation_split(seed) if split == "validation" else fashion_mnist.tensors("test")
 
 
-def _check(name: str, profile: str, split: str) -> None:
+def _check(name: str, split: str) -> None:
+    """The arguments of head_outputs and probe_outputs, checked before anything is loaded."""
     if name not in ARMS.values():
         raise bad(InputError, "name", name, f"pass a joint model: one of {sorted(ARMS.values())}")
-    _images(split, 0)
+    if split not in SPLITS:
+        raise bad(InputError, "split", split, f"choose one of {SPLITS}")
 
 
 def _head_outputs(name: str, profile: str, split: str, seed: int) -> dict:
@@ -67,7 +67,7 @@ def _head_outputs(name: str, profile: str, split: str, seed: int) -> dict:
 def head_outputs(name: str, profile: str, split: str = "test", seed: int = 0) -> dict:
     """The class probabilities of a joint model's head at t = 0 (training seed `seed`) on its validation images or
     all 10,000 test images: {'probs': (N, 10), 'y': (N,)}; memoised."""
-    _check(name, profile, split)
+    _check(name, split)
     return memo.cached(_head_outputs, name, profile, split, seed, deps=(zoo.model_id(name, profile, seed),))
 
 
@@ -90,5 +90,5 @@ def probe_outputs(name: str, profile: str, split: str = "test", seed: int = 0) -
     """A linear probe (`probes.fit_linear_head`: standardised features, the book's probe) on the frozen pooled
     encoder features that the head of `name` reads, fitted on the same LABELS labelled images: the readout Chapter 4
     would give the network. {'probs', 'y'} on the validation or test images; memoised."""
-    _check(name, profile, split)
+    _check(name, split)
     return memo.cached(_probe_outputs, name, profile, split, seed, deps=(zoo.model_id(name, profile, seed),))

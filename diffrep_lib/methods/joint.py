@@ -6,8 +6,8 @@ head on its encoder, as a classifier on the few images that carry a label (JDM, 
 x from all training images, (x_l, y_l) from a labelled subset: the semi-supervised setting in which JDM reports
 its gains. JDM's alpha is 0.001; the book varies it. The head reads clean images at t = 0, as JDM's default does
 (`train_noised_classifier False` in the released code). Both batches have the recipe's batch size; the labelled
-images are shifted and mirrored (`synthetic.shift_flip`) so that a few hundred labels are not memorised in a few
-steps, the same for every arm.
+images are shifted and mirrored (`synthetic.shift_flip`), the same for every arm, which slows the memorisation of
+a few hundred labels but does not prevent it (by the end of 1,000 steps the heads fit them almost perfectly).
 
 A recipe with a teacher starts from the teacher's U-Net (the head starts at random) and continues its training:
 JDM trains from scratch, which at the book's CPU budget would cost each arm the 4,000 steps of the U-Net itself.
