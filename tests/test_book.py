@@ -114,13 +114,13 @@ def test_environment_yml_has_the_same_pins_as_pyproject():
 
 def test_shipped_weights_are_small_and_half_precision():
     """Every clone downloads the committed weights (and every retrain adds to the history): float16 (but for the
-    teachers of recipes.FULL_PRECISION), 50 MB in all."""
+    teachers of recipes.FULL_PRECISION), 55 MiB in all (50 until chapter 10, whose RCG models added 4 MB)."""
     from safetensors import safe_open
 
     from diffrep_lib import recipes
     files = sorted(p for p in (ROOT / "diffrep_lib" / "weights").glob("*.safetensors")
                    if p.stem not in recipes.FULL_PRECISION)
-    assert sum(p.stat().st_size for p in files) <= 50 * 2**20
+    assert sum(p.stat().st_size for p in files) <= 55 * 2**20
     for path in files:
         with safe_open(str(path), "pt") as f:
             dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}

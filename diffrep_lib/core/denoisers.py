@@ -90,6 +90,12 @@ class VPDenoiser(NoiseRange, nn.Module):
         null = getattr(self.net, "null_label", None)
         if cond is None or null is None:              # an unconditional network ignores labels, as it always did
             return
+        dim = getattr(self.net, "condition_dim", None)
+        if dim is not None:                           # a network conditioned on vectors (RCG's representations)
+            if not isinstance(cond, Tensor) or not cond.is_floating_point() or tuple(cond.shape) != (len(x), dim):
+                raise bad(InputError, "cond", cond, f"pass one condition vector per sample: a float tensor "
+                          f"({len(x)}, {dim}); a zero row asks for no condition")
+            return
         if not isinstance(cond, Tensor) or cond.dim() != 1 or len(cond) != len(x) or cond.is_floating_point():
             raise bad(InputError, "cond", cond, f"pass one integer label per sample: a long tensor of length {len(x)}")
         if cond.device.type == "cpu" and ((cond < 0).any() or (cond > null).any()):

@@ -1,5 +1,5 @@
-"""Sample sets of zoo models, memoised (ch. 1 and later): plain, classifier-free guided, classifier guided, or
-guided by the model's own classifier head (a joint model, ch. 7).
+"""Sample sets of zoo models, memoised (ch. 1 and later): plain, classifier-free guided, classifier guided, guided by
+the model's own classifier head (a joint model, ch. 7), or by its own self-attention (SAG and its controls, ch. 10).
 
 `sample_set` is the entry point used by chapters: the result depends only on its arguments and the model's
 identity, so nbval's second execution reads it from disk. The sampling itself is `core.sampling`.
@@ -11,7 +11,7 @@ import functools
 import torch
 
 from .. import zoo
-from ..core import denoisers, diffusers_bridge, guidance, samplers, schedules
+from ..core import attention_guidance, denoisers, diffusers_bridge, guidance, samplers, schedules
 from ..errors import GridError, InputError, bad, check_int, real
 from ..core.sampling import GRIDS, balanced_labels, condition_ids, generate, sigma_grid
 from ..support import memo
@@ -21,7 +21,12 @@ from ..support.runtime import inference_batch
 from ..core.precision import bf16_autocast, bf16_native
 
 Tensor = torch.Tensor
-GUIDES = (None, "cfg", "classifier", "self")  # sample_set's guidance: none, classifier-free, classifier, own head
+# self-attention guidance (ch. 10): the mask of each guide, the layer whose attention is read (the U-Net's middle
+# block, as diffusers' SAG pipeline reads its U-Net's), and the blur: SAG's sigma of 9 pixels at 256 x 256 (the
+# official unconditional ImageNet setting) is 1 pixel at 28 x 28
+SAG_GUIDES = {"sag": "attention", "sag_everywhere": "everywhere", "sag_random": "random"}
+SAG_LAYER, SAG_BLUR = "mid.1", 1.0
+GUIDES = (None, "cfg", "classifier", "self", *SAG_GUIDES)  # none, classifier-free, classifier, own head, SAG
 
 
 @functools.lru_cache(maxsize=8)
@@ -31,10 +36,11 @@ def zoo_denoiser(name: str, profile: str, seed: int = 0):
 
 
 def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0):
-    """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg', 'classifier' or 'self');
+    """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg', 'classifier', 'self' or a SAG guide);
     classifier guidance uses the zoo's noise-aware classifier, on the timesteps of its own training schedule, and
     the model's null label (unconditional); 'self' uses a joint model's own head, classify(x_t, t), on the model's
-    schedule."""
+    schedule; 'sag' reads the U-Net's middle self-attention (SAG_LAYER), 'sag_everywhere' and 'sag_random' are its
+    controls (the whole prediction blurred; a random region of the salient one's size)."""
     device = device_for(profile)
     D = zoo_denoiser(model, profile, model_seed).to(device)
     null = D.net.null_label
@@ -52,6 +58,12 @@ def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | 
                       "model (ch. 7), e.g. 'joint_unet_a1e-2'")
         table = schedules.sigma_from_abar(recipes.abar(recipes.get(model, resolve(profile))))
         G = guidance.classifier_guidance(D, D.net.classify, scale, table.to(device), null=null)
+    elif guide in SAG_GUIDES:
+        layer = dict(D.net.named_modules()).get(SAG_LAYER)
+        if not hasattr(layer, "probs"):
+            raise bad(InputError, "guide", guide, f"{model!r} has no self-attention layer {SAG_LAYER!r} to read; SAG "
+                      "takes the book's U-Nets, e.g. 'unet_fmnist_uncond'")
+        G = attention_guidance.self_attention_guidance(D, layer, scale, blur_sigma=SAG_BLUR, mask=SAG_GUIDES[guide])
     else:
         raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
     return denoisers.clip_x0(G), D

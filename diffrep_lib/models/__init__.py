@@ -7,13 +7,16 @@ from .joint_unet import JointUNet, JointUNetConfig
 from .latent_dae import LatentDAE, LatentDAEConfig
 from .mlp import MLP, MLPConfig
 from .noisy_classifier import NoisyClassifier, NoisyClassifierConfig
+from .rep_unet import RepUNet, RepUNetConfig
+from .res_mlp import ResMLP, ResMLPConfig
 from .unet import UNet, UNetConfig
 from .uvit import UViT, UViTConfig
 
 # config type -> module class: a recipe names a config, the zoo builds the module from it.
 MODELS = {UNetConfig: UNet, DiTConfig: DiT, UViTConfig: UViT, ClassifierConfig: Classifier, MLPConfig: MLP,
           NoisyClassifierConfig: NoisyClassifier, EncoderConfig: Encoder,
-          LatentDAEConfig: LatentDAE, JointUNetConfig: JointUNet}
+          LatentDAEConfig: LatentDAE, JointUNetConfig: JointUNet, RepUNetConfig: RepUNet,
+          ResMLPConfig: ResMLP}
 
 
 def build(cfg):

@@ -62,6 +62,13 @@ class Attention(nn.Module):
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = _zero(nn.Conv2d(channels, channels, 1))
 
+    def probs(self, x):
+        """The attention probabilities (N, heads, H*W queries, H*W keys) this layer computes on x, softmax(q k^T /
+        sqrt(d_head)) with rows summing to 1 (forward computes them inside scaled_dot_product_attention)."""
+        n, c, h, w = x.shape
+        q, k, _ = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        return torch.softmax(q.transpose(-1, -2) @ k / (c // self.heads) ** 0.5, dim=-1)
+
     def forward(self, x, emb=None):
         n, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)

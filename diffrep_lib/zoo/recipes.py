@@ -18,7 +18,7 @@ import torch
 from ..errors import ZooError, bad, check_int
 from ..core import schedules
 from ..models import (ClassifierConfig, DiTConfig, EncoderConfig, JointUNetConfig, LatentDAEConfig, MLPConfig,
-                      NoisyClassifierConfig, UNetConfig, UViTConfig)
+                      NoisyClassifierConfig, RepUNetConfig, ResMLPConfig, UNetConfig, UViTConfig)
 
 FORMAT = 1  # bump when the meaning of a recipe field changes
 LDAE_DIMS = (1, 2, 4, 8, 16, 49)   # ch. 6: l-DAE's latent sizes per 7 x 7 patch (49: every pixel)
@@ -181,6 +181,22 @@ _JOINT_ARMS = {**{f"joint_unet_a{tag}": dict(options=(("alpha", a), ("labels", 6
                "joint_unet_classifier": dict(teacher="", options=(("alpha", 1.0), ("labels", 600),
                                                                   ("denoise", False)))}
 
+# ch. 10: representation-conditioned generation (RCG). The representation is the SimCLR encoder's pooled embedding,
+# standardised per image. The pixel generator is the book's U-Net told that vector instead of a label (dropped with
+# probability 0.1), at the budget of chapter 9's cluster-conditioned U-Net (2,000 steps, bf16 on the CPU), so that the
+# two ways of conditioning on the same encoder compare at equal cost; the representation generator (RDM) is a residual
+# MLP (4 blocks of width 192: 0.5 M parameters, 1.1 MB shipped) predicting x0 (RCG's parameterisation), on the book's
+# linear schedule. The control repeats both on the embeddings
+# of the same encoder with random weights.
+_RCG = replace(_CLUSTER, name="rcg_unet_fmnist", model=RepUNetConfig(channels=(32, 48, 48), rep_dim=128),
+               task="denoise_rep", condition="representation", clusters=0)
+_RCG_FULL = dict(model=RepUNetConfig(channels=(64, 96, 96), emb_dim=256, rep_dim=128), steps=4000, batch_size=256,
+                 lr=5e-4, warmup=500, cpu_bf16=False)
+_RDM = Recipe(name="rdm_simclr", model=ResMLPConfig(dim=128, width=192), task="rdm", data="fashion_mnist", steps=3000,
+              batch_size=256, lr=1e-3, warmup=100, weight_decay=0.01, prediction="x0", p_uncond=0.0,
+              teacher="simclr_fmnist")
+_RDM_FULL = dict(model=ResMLPConfig(dim=128, width=1024, blocks=6), steps=6000, batch_size=1024)
+
 
 def _ldae(name, d, profile, **change):
     """An l-DAE recipe at latent size d and profile, with recipe fields changed (options, p_uncond, ...)."""
@@ -246,6 +262,13 @@ RECIPES = {
     **{name: {"quick": replace(_JOINT, name=name, **arm),
               "full": replace(_JOINT, name=name, **arm, **_JOINT_FULL)}
        for name, arm in _JOINT_ARMS.items()},
+    # ch. 10: RCG's pixel and representation generators, on the trained encoder and on its random-weight control
+    **{name: {"quick": replace(_RCG, name=name, teacher_init=init),
+              "full": replace(_RCG, name=name, teacher_init=init, **_RCG_FULL)}
+       for name, init in (("rcg_unet_fmnist", "trained"), ("rcg_random_unet_fmnist", "random"))},
+    **{name: {"quick": replace(_RDM, name=name, teacher_init=init),
+              "full": replace(_RDM, name=name, teacher_init=init, **_RDM_FULL)}
+       for name, init in (("rdm_simclr", "trained"), ("rdm_random_simclr", "random"))},
     # ch. 8: SimCLR on a pool of training images, with and without generated views
     **{name: {"quick": replace(_VIEWS, name=name, **arm),
               "full": replace(_VIEWS, name=name, **arm, steps=6000, batch_size=512, cpu_bf16=False)}

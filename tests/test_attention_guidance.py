@@ -1,0 +1,93 @@
+"""Self-attention guidance (core/attention_guidance.py): the attention the U-Net exposes is the attention it uses,
+the mask selects exactly the keys that receive more than the average attention, the wrapper is the plain denoiser
+at scale 0 and whenever nothing is masked, and it makes one extra network call per step."""
+import pytest
+import torch
+
+from diffrep_lib.core import attention_guidance as ag
+from diffrep_lib.core import denoisers, schedules
+from diffrep_lib.errors import InputError
+from diffrep_lib.models import UNet, UNetConfig
+
+SMALL = UNetConfig(channels=(8, 16, 16), emb_dim=32, groups=4, heads=2, num_classes=None)
+
+
+def _denoiser(seed=0):
+    torch.manual_seed(seed)
+    net = UNet(SMALL).eval()
+    with torch.no_grad():                                   # no zero-initialised layer: every path matters
+        for p in net.parameters():
+            p.normal_(0, 0.15)
+    return denoisers.VPDenoiser(net, schedules.alphas_cumprod(schedules.SCHEDULES["linear"](1000)))
+
+
+def test_probs_are_the_attention_the_layer_applies():
+    D = _denoiser()
+    layer = D.net.get_submodule("mid.1")
+    x = torch.randn(2, 16, 7, 7)
+    p = layer.probs(x)
+    assert p.shape == (2, 2, 49, 49) and torch.allclose(p.sum(-1), torch.ones(2, 2, 49))
+    n, c, h, w = x.shape
+    v = layer.qkv(layer.norm(x)).reshape(n, 3, 2, c // 2, h * w)[:, 2]            # (N, heads, d, HW)
+    by_hand = x + layer.proj((p @ v.transpose(-1, -2)).transpose(-1, -2).reshape(n, c, h, w))
+    assert torch.allclose(layer(x), by_hand, atol=1e-5)
+
+
+def test_the_mask_selects_exactly_the_keys_above_average_attention():
+    torch.manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(3, 4, 49, 49), dim=-1)
+    received = probs.mean(1).sum(1)                                               # (N, 49), mean 1 over keys
+    assert torch.allclose(received.mean(1), torch.ones(3))
+    selected = ag.salient(probs)
+    assert selected.shape == (3, 7, 7)
+    assert torch.equal(selected.flatten(1), received > 1)
+    assert 0 < selected.sum() < selected.numel()
+    other = ag.random_like(selected, torch.Generator().manual_seed(1))
+    assert torch.equal(other.flatten(1).sum(1), selected.flatten(1).sum(1)) and not torch.equal(other, selected)
+
+
+def test_blur_keeps_constants_and_smooths():
+    x = torch.full((1, 1, 28, 28), 0.3)
+    assert torch.allclose(ag.gaussian_blur(x, 1.0), x, atol=1e-6)
+    spike = torch.zeros(1, 1, 28, 28)
+    spike[0, 0, 14, 14] = 1.0
+    out = ag.gaussian_blur(spike, 1.0)
+    assert torch.isclose(out.sum(), torch.tensor(1.0), atol=1e-5) and out.max() < 0.2
+
+
+def test_scale_zero_and_an_empty_mask_give_the_plain_denoiser():
+    D = _denoiser()
+    layer = D.net.get_submodule("mid.1")
+    x, sigma = 2 * torch.randn(4, 1, 28, 28), torch.full((4,), 2.0)
+    plain = D(x, sigma)
+    assert torch.equal(ag.self_attention_guidance(D, layer, 0.0)(x, sigma), plain)
+    nothing = ag.self_attention_guidance(D, layer, 0.7, threshold=1e9)            # no key above the threshold
+    assert torch.allclose(nothing(x, sigma), plain, atol=1e-6)
+    guided = ag.self_attention_guidance(D, layer, 0.7)(x, sigma)
+    assert not torch.allclose(guided, plain, atol=1e-4)
+
+
+def test_guidance_is_linear_in_the_scale_and_calls_the_network_twice():
+    D = _denoiser()
+    layer = D.net.get_submodule("mid.1")
+    calls = []
+    counted = lambda x, sigma, cond=None: (calls.append(len(x)), D(x, sigma, cond))[1]
+    x, sigma = 2 * torch.randn(3, 1, 28, 28), torch.full((3,), 1.5)
+    plain = D(x, sigma)
+    one = ag.self_attention_guidance(counted, layer, 1.0)(x, sigma)
+    assert calls == [3, 3]                                  # the prediction, then the degraded input's
+    two = ag.self_attention_guidance(D, layer, 2.0)(x, sigma)
+    assert torch.allclose(two - plain, 2 * (one - plain), atol=1e-5)
+    everywhere = ag.self_attention_guidance(D, layer, 1.0, mask="everywhere")(x, sigma)
+    assert not torch.allclose(everywhere, one, atol=1e-4)
+
+
+def test_bad_arguments_are_named():
+    D = _denoiser()
+    layer = D.net.get_submodule("mid.1")
+    with pytest.raises(InputError, match="attention"):
+        ag.self_attention_guidance(D, D.net.get_submodule("mid.0"), 1.0)
+    with pytest.raises(InputError, match="mask"):
+        ag.self_attention_guidance(D, layer, 1.0, mask="edges")
+    with pytest.raises(InputError, match="blur_sigma"):
+        ag.self_attention_guidance(D, layer, 1.0, blur_sigma=0)
