@@ -1,6 +1,8 @@
-"""Self-attention guidance (core/attention_guidance.py): the attention the U-Net exposes is the attention it uses,
-the mask selects exactly the keys that receive more than the average attention, the wrapper is the plain denoiser
-at scale 0 and whenever nothing is masked, and it makes one extra network call per step."""
+"""Guidance from self-attention (core/attention_guidance.py). SAG: the attention the U-Net exposes is the attention it
+uses, the mask selects exactly the keys that receive more than the average attention, the wrapper is the plain
+denoiser at scale 0 and whenever nothing is masked, and it makes one extra network call per step. PAG: identity
+attention is attention with every off-diagonal logit masked, the guidance is one doubled call whose unperturbed half
+and whose blocks before the perturbed layer are untouched."""
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from diffrep_lib.core import attention_guidance as ag
 from diffrep_lib.core import denoisers, schedules
 from diffrep_lib.errors import InputError
 from diffrep_lib.models import UNet, UNetConfig
+from diffrep_lib.support.hooks import recording as dr_hooks
 
 SMALL = UNetConfig(channels=(8, 16, 16), emb_dim=32, groups=4, heads=2, num_classes=None)
 
@@ -91,3 +94,48 @@ def test_bad_arguments_are_named():
         ag.self_attention_guidance(D, layer, 1.0, mask="edges")
     with pytest.raises(InputError, match="blur_sigma"):
         ag.self_attention_guidance(D, layer, 1.0, blur_sigma=0)
+
+
+def test_identity_attention_is_attention_with_every_off_diagonal_logit_removed():
+    """PAG's official code masks every off-diagonal attention logit to -inf; the layers' identity() is that."""
+    D = _denoiser()
+    layer = D.net.get_submodule("mid.1")
+    x = torch.randn(2, 16, 7, 7)
+    n, c, h, w = x.shape
+    q, k, v = layer.qkv(layer.norm(x)).reshape(n, 3, 2, c // 2, h * w).unbind(1)
+    mask = torch.full((h * w, h * w), float("-inf")).fill_diagonal_(0.0)
+    out = torch.nn.functional.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2),
+                                                           v.transpose(-1, -2), attn_mask=mask)
+    by_hand = x + layer.proj(out.transpose(-1, -2).reshape(n, c, h, w))
+    assert torch.allclose(layer.identity(x), by_hand, atol=1e-5)
+    from diffrep_lib.models.attention import SelfAttention
+    torch.manual_seed(1)
+    attn = SelfAttention(16, 4)
+    tokens = torch.randn(2, 9, 16)
+    q, k, v = attn.qkv(tokens).reshape(2, 9, 3, 4, 4).permute(2, 0, 3, 1, 4)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=torch.full((9, 9), float("-inf")).fill_diagonal_(0.0))
+    assert torch.allclose(attn.identity(tokens), attn.proj(out.transpose(1, 2).reshape(2, 9, 16)), atol=1e-5)
+
+
+def test_pag_is_one_doubled_call_whose_first_half_is_the_plain_prediction():
+    D = _denoiser()
+    layers = [D.net.get_submodule("mid.1")]
+    x, sigma = 2 * torch.randn(3, 1, 28, 28), torch.full((3,), 1.5)
+    plain = D(x, sigma)
+    assert torch.equal(ag.perturbed_attention_guidance(D, layers, 0.0)(x, sigma), plain)
+    calls = []
+    counted = lambda x, sigma, cond=None: (calls.append(len(x)), D(x, sigma, cond))[1]
+    blocks = {"down.2": D.net.get_submodule("down.2"), "out": D.net.get_submodule("out")}
+    with dr_hooks(blocks) as seen:
+        one = ag.perturbed_attention_guidance(counted, layers, 1.0)(x, sigma)
+    assert calls == [6]                                     # x and its perturbed copy in one batch
+    with dr_hooks(blocks) as unperturbed:                   # the same doubled batch, nothing perturbed
+        D(torch.cat([x, x]), torch.cat([sigma, sigma]))
+    assert torch.equal(seen["down.2"], unperturbed["down.2"])       # blocks before the layer: bit-identical
+    assert torch.equal(seen["out"][:3], unperturbed["out"][:3])     # the unperturbed half: bit-identical
+    assert not torch.allclose(seen["out"][3:], unperturbed["out"][3:], atol=1e-4)   # the perturbed half differs
+    two = ag.perturbed_attention_guidance(D, layers, 2.0)(x, sigma)
+    assert torch.allclose(two - plain, 2 * (one - plain), atol=1e-5)
+    with pytest.raises(InputError, match="layers"):
+        ag.perturbed_attention_guidance(D, [D.net.get_submodule("mid.0")], 1.0)

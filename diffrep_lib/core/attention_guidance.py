@@ -1,5 +1,5 @@
-"""Guidance read from the denoiser's own self-attention, as a denoiser wrapper (survey §3.2.3; ch. 10): self-attention
-guidance (SAG, Hong et al. 2023).
+"""Guidance read from the denoiser's own self-attention, as denoiser wrappers (survey §3.2.3-§3.2.4; ch. 10):
+self-attention guidance (SAG, Hong et al. 2023) and perturbed-attention guidance (PAG, Ahn et al. 2024).
 
 SAG asks which regions the network attends to most, blurs its prediction x0_hat there, puts back the same noise,
 and steers each step away from what the network predicts from that degraded input. In the VE scaling
@@ -103,5 +103,43 @@ def self_attention_guidance(denoiser, attention, scale: float, *, blur_sigma: fl
         x0c = x0.clamp(-1, 1)                                   # clip before blurring
         delta = m * (gaussian_blur(x0c, blur_sigma) - x0c)
         return x0 + float(scale) * (x0 + delta - denoiser(x + delta, sigma, cond))
+
+    return guided
+
+
+def _check_pag(denoiser, layers, scale) -> None:
+    if not callable(denoiser):
+        raise bad(InputError, "denoiser", denoiser, "pass a denoiser D(x, sigma, cond), e.g. dr.zoo.denoiser(name)")
+    if not isinstance(layers, (list, tuple)) or not layers or not all(
+            hasattr(m, "identity") and hasattr(m, "register_forward_hook") for m in layers):
+        raise bad(InputError, "layers", layers, "pass a list of self-attention layers with identity(x), e.g. "
+                  "[D.net.get_submodule('mid.1')] of the book's U-Net or [D.net.blocks[3].attn] of its DiT")
+    if not real(scale):
+        raise bad(InputError, "scale", scale, "pass a finite number (0 = unguided)")
+
+
+def perturbed_attention_guidance(denoiser, layers, scale: float):
+    """PAG around `denoiser`: x0_pag = x0_hat + s (x0_hat - x0_ptb), where x0_ptb is the prediction with the
+    self-attention of every layer in `layers` replaced by the identity (each position attends only to itself).
+    In the noise parameterisation this is diffusers' eps + s (eps - eps_ptb) with `pag_scale` s; the official code's
+    `guide_scale` is 1 + s. One network call per step on a doubled batch, whose second half runs perturbed; at s = 0
+    the plain prediction, computed once."""
+    _check_pag(denoiser, layers, scale)
+
+    def guided(x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        if scale == 0:
+            return denoiser(x, sigma, cond)
+        n = len(x)
+        sigma = torch.as_tensor(sigma, device=x.device).expand(n)
+        perturb = lambda mod, args, out: torch.cat([out[:n], mod.identity(args[0][n:])])
+        hooks = [m.register_forward_hook(perturb) for m in layers]
+        try:
+            both = denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]),
+                            torch.cat([cond, cond]) if cond is not None else None)
+        finally:
+            for h in hooks:
+                h.remove()
+        x0, x0_ptb = both.chunk(2)
+        return x0 + float(scale) * (x0 - x0_ptb)
 
     return guided

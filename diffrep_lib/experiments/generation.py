@@ -35,12 +35,13 @@ def zoo_denoiser(name: str, profile: str, seed: int = 0):
     return zoo.denoiser(name, profile, seed)
 
 
-def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0):
-    """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg', 'classifier', 'self' or a SAG guide);
-    classifier guidance uses the zoo's noise-aware classifier, on the timesteps of its own training schedule, and
-    the model's null label (unconditional); 'self' uses a joint model's own head, classify(x_t, t), on the model's
-    schedule; 'sag' reads the U-Net's middle self-attention (SAG_LAYER), 'sag_everywhere' and 'sag_random' are its
-    controls (the whole prediction blurred; a random region of the salient one's size)."""
+def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0,
+                    seed: int = 0):
+    """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg', 'classifier', 'self' or a SAG
+    guide); classifier guidance uses the zoo's noise-aware classifier, on the timesteps of its own training schedule,
+    and the model's null label (unconditional); 'self' uses a joint model's own head, classify(x_t, t), on the
+    model's schedule; 'sag' reads the U-Net's middle self-attention (SAG_LAYER), 'sag_everywhere' and 'sag_random'
+    are its controls (the whole prediction blurred; a random region of the salient one's size, drawn from `seed`)."""
     device = device_for(profile)
     D = zoo_denoiser(model, profile, model_seed).to(device)
     null = D.net.null_label
@@ -63,7 +64,8 @@ def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | 
         if not hasattr(layer, "probs"):
             raise bad(InputError, "guide", guide, f"{model!r} has no self-attention layer {SAG_LAYER!r} to read; SAG "
                       "takes the book's U-Nets, e.g. 'unet_fmnist_uncond'")
-        G = attention_guidance.self_attention_guidance(D, layer, scale, blur_sigma=SAG_BLUR, mask=SAG_GUIDES[guide])
+        G = attention_guidance.self_attention_guidance(D, layer, scale, blur_sigma=SAG_BLUR, mask=SAG_GUIDES[guide],
+                                                       seed=seed)
     else:
         raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
     return denoisers.clip_x0(G), D
@@ -77,7 +79,7 @@ def zoo_classifier(name: str, profile: str):
 def _sample_set(model: str, profile: str, model_seed: int, sampler: str, nfe: int, n: int, seed: int,
                 grid: str, bf16: bool, guide: str | None = None, scale: float = 1.0, labels="balanced") -> dict:
     device = device_for(profile)
-    G, D = guided_denoiser(model, profile, model_seed, guide, scale)
+    G, D = guided_denoiser(model, profile, model_seed, guide, scale, seed=seed)
     y = condition_ids(labels, n, D.net.null_label)
     sigmas = sigma_grid(D, samplers.steps_for_nfe(sampler, nfe), grid)
     x = generate(G, n, sampler=sampler, sigmas=sigmas, cond=y, seed=seed, bf16=bf16,

@@ -68,10 +68,10 @@ def _sample_set(pixel: str, profile: str, reps: str, n: int, seed: int, scale: f
 
 def sample_set(pixel: str, profile: str, *, reps: str, n: int, seed: int = 0, scale: float = 1.0,
                nfe: int = 10) -> dict:
-    """{'x': (n, 1, 28, 28), 'reps': (n, D)}: images from the pixel generator `pixel` told `reps` (the zoo name of a
-    representation diffusion model, whose samples it is told, the first n of a pool of at least REP_POOL; 'real':
-    training images' representations; 'null': none), classifier-free guided at `scale` on the representation (1: plain), DPM-Solver++(2M) with `nfe`
-    evaluations per image (doubled under guidance); memoised."""
+    """{'x': (n, 1, 28, 28), 'reps': (n, D)}: images from the pixel generator `pixel` told `reps`: the zoo name of a
+    representation diffusion model (its samples, the first n of a pool of at least REP_POOL), 'real' (training
+    images' representations) or 'null' (none); classifier-free guided at `scale` on the representation (1: plain),
+    DPM-Solver++(2M) with `nfe` evaluations per image (doubled under guidance); memoised."""
     if recipes.get(pixel).task != "denoise_rep":
         raise bad(InputError, "pixel", pixel, "pass a pixel generator told representations, e.g. 'rcg_unet_fmnist'")
     if reps not in SOURCES and (reps not in recipes.RECIPES or recipes.get(reps).task != "rdm"):

@@ -15,6 +15,12 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
 
+    def identity(self, x):
+        """The output with the attention matrix replaced by the identity (every token attends only to itself, so the
+        attention returns V): perturbed-attention guidance's perturbed path."""
+        n, t, d = x.shape
+        return self.proj(self.qkv(x).reshape(n, t, 3, d)[:, :, 2])
+
     def forward(self, x):
         n, t, d = x.shape
         q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)

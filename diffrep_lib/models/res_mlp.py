@@ -31,7 +31,8 @@ def _zero(layer: nn.Linear) -> nn.Linear:
 
 
 class ResMLPBlock(nn.Module):
-    """LayerNorm-SiLU-Linear, plus the timestep embedding; LayerNorm-SiLU-dropout-Linear (zero-initialised); residual."""
+    """LayerNorm-SiLU-Linear plus the timestep embedding, then LayerNorm-SiLU-dropout-Linear (zero-initialised),
+    residual."""
 
     def __init__(self, width: int, dropout: float):
         super().__init__()

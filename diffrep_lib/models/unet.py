@@ -69,6 +69,13 @@ class Attention(nn.Module):
         q, k, _ = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
         return torch.softmax(q.transpose(-1, -2) @ k / (c // self.heads) ** 0.5, dim=-1)
 
+    def identity(self, x):
+        """This layer's output with its attention matrix replaced by the identity: every position attends only to
+        itself, so the attention returns V (perturbed-attention guidance's perturbed path)."""
+        n, c, h, w = x.shape
+        v = self.qkv(self.norm(x)).reshape(n, 3, c, h, w)[:, 2]
+        return x + self.proj(v)
+
     def forward(self, x, emb=None):
         n, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
