@@ -44,7 +44,7 @@ def representation_samples(rdm: str, profile: str, *, n: int, seed: int = 0, ste
 
 def real_representations(pixel: str, profile: str, *, n: int, seed: int = 0) -> torch.Tensor:
     """The representations (n, D) of n training images drawn at random (seeded), by the pixel generator's own
-    encoder: what RCG's pixel generator was trained on, the ceiling for sampled representations."""
+    encoder: what RCG's pixel generator was trained on, the check on the RDM's sampled ones."""
     r = recipes.get(pixel, profile)
     reps = rcg.representations(r.teacher, r.profile, "train", init=r.teacher_init)
     return reps[torch.randperm(len(reps), generator=torch.Generator().manual_seed(seed))[:n]]

@@ -84,8 +84,8 @@ def rdm_terms(net, x, y, *, recipe, abar, null=None, generator=None) -> dict[str
 @torch.no_grad()
 def rdm_held_out(model, r) -> dict:
     """The fixed-noise denoising loss on the test set's representations, and the Frechet distance from 2,000 RDM
-    samples (ancestral sampling, 50 steps) to those representations, with the distance between two halves of the
-    real test representations as its floor."""
+    samples (ancestral sampling, 50 steps) to the first 5,000 of those representations, with the distance of 2,000
+    other real test representations to them as its floor."""
     real = representations(r.teacher, r.profile, "test", init=r.teacher_init)
     terms = losses.denoising_terms(model, real, None, abar=recipes.abar(r), prediction=r.prediction,
                                    generator=torch.Generator().manual_seed(99))
