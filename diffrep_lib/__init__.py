@@ -18,18 +18,18 @@ others are reached through their layer (`dr.models.unet`, `dr.data.toy2d`, `dr.z
 from . import errors                                                                  # below every layer
 from . import core, data, models, support, survey                                    # layers 0-1
 from .core import (attention_guidance, denoisers, diffusers_bridge, flow_matching, forward_process, guidance,
-                   losses, metrics, parameterisation, precision, samplers, sampling, schedules)
+                   losses, metrics, parameterisation, precision, samplers, sampling, schedules, self_guidance)
 from .support import claims, hooks, memo, profile, runtime
 from . import readout                                                                 # layer 2
 from .readout import diffusion_classifier, features, framework, probes
 from . import zoo                                                                     # layer 3
 from .zoo import recipes, registry, training
 from . import methods                                                                 # layer 4: registers methods
-from .methods import (assignments, classifiers, denoising, distill, encoders, joint, ldae, rcg, repa, simclr,
-                      synthetic)
+from .methods import (assignments, classifiers, denoising, distill, encoders, joint, ldae, rcg, repa,
+                      scene_tokens, simclr, synthetic)
 from . import experiments                                                             # layer 5
 from .experiments import (activations, alignment, augmentation, costs, generation, joint_models,
-                          rcg_sampling, reconstruction, transfer)
+                          rcg_sampling, reconstruction, scene_edits, transfer)
 from .models import architecture
 from . import plotting                                                                # layer 6
 
@@ -40,7 +40,7 @@ __all__ = [
     "errors", "core", "support", "survey", "models", "data", "readout", "zoo", "methods", "experiments", "plotting",
     # the diffusion core
     "schedules", "forward_process", "parameterisation", "denoisers", "samplers", "sampling", "guidance",
-    "attention_guidance", "diffusers_bridge", "flow_matching", "losses", "metrics", "precision",
+    "attention_guidance", "self_guidance", "diffusers_bridge", "flow_matching", "losses", "metrics", "precision",
     # support
     "profile", "memo", "claims", "runtime", "hooks",
     # models and readout
@@ -48,7 +48,8 @@ __all__ = [
     # the zoo
     "recipes", "registry", "training",
     # methods
-    "denoising", "classifiers", "encoders", "simclr", "assignments", "repa", "distill", "ldae", "rcg",
+    "denoising", "classifiers", "encoders", "simclr", "assignments", "repa", "distill", "ldae", "rcg", "scene_tokens",
     # chapters' experiments
     "generation", "costs", "activations", "alignment", "transfer", "reconstruction", "rcg_sampling",
+    "scene_edits",
 ]

@@ -18,18 +18,20 @@ def setup() -> None:
 
 
 def grid(x: torch.Tensor, nrow: int, pad: int = 1) -> torch.Tensor:
-    """Images (N, 1, H, W) in [-1, 1] tiled into one (rows*H', nrow*W') array in [0, 1]."""
+    """Images (N, 1, H, W) or (N, 3, H, W) in [-1, 1] tiled into one array in [0, 1]: (rows*H', nrow*W') for grey
+    images, (rows*H', nrow*W', 3) for colour ones."""
     x = x.detach().float().clamp(-1, 1).add(1).div(2)
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     rows = -(-n // nrow)
-    out = torch.ones(rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    out = torch.ones(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
     for i in range(n):
-        r, c = divmod(i, nrow)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = x[i, 0]
-    return out
+        r, k = divmod(i, nrow)
+        out[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i]
+    return out[0] if c == 1 else out.permute(1, 2, 0)
 
 
 def show_images(ax, x: torch.Tensor, nrow: int, title: str | None = None) -> None:
+    """Images (N, 1 or 3, H, W) in [-1, 1] as one grid of `nrow` columns on ax."""
     ax.imshow(grid(x, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:

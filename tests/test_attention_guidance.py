@@ -139,3 +139,27 @@ def test_pag_is_one_doubled_call_whose_first_half_is_the_plain_prediction():
     assert torch.allclose(two - plain, 2 * (one - plain), atol=1e-5)
     with pytest.raises(InputError, match="layers"):
         ag.perturbed_attention_guidance(D, [D.net.get_submodule("mid.0")], 1.0)
+
+
+def test_pag_with_cfg_is_one_tripled_call_and_reduces_to_cfg_and_to_pag():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(channels=(8, 16, 16), emb_dim=32, groups=4, heads=2, num_classes=10)).eval()
+    with torch.no_grad():                                   # no zero-initialised layer: every path matters
+        for p in net.parameters():
+            p.normal_(0, 0.15)
+    D = denoisers.VPDenoiser(net, schedules.alphas_cumprod(schedules.SCHEDULES["linear"](1000)))
+    layers = [D.net.get_submodule("mid.1")]
+    x, sigma, y = 2 * torch.randn(3, 1, 28, 28), torch.full((3,), 1.5), torch.tensor([0, 4, 9])
+    calls = []
+    counted = lambda x, sigma, cond=None: (calls.append(len(x)), D(x, sigma, cond))[1]
+    both = ag.perturbed_attention_cfg(counted, layers, 1.5, 2.0, null=10)(x, sigma, y)
+    assert calls == [9]                                     # conditional, null, conditional perturbed: one batch
+    cfg_only = ag.perturbed_attention_cfg(D, layers, 0.0, 2.0, null=10)(x, sigma, y)
+    x0_c, x0_u = D(x, sigma, y), D(x, sigma, torch.full_like(y, 10))
+    assert torch.allclose(cfg_only, x0_u + 2.0 * (x0_c - x0_u), atol=1e-5)
+    pag_only = ag.perturbed_attention_guidance(D, layers, 1.5)(x, sigma, y)
+    cfg_one = ag.perturbed_attention_cfg(D, layers, 1.5, 1.0, null=10)(x, sigma, y)
+    assert torch.allclose(cfg_one, pag_only, atol=1e-5)    # w = 1: PAG on the conditional prediction
+    assert torch.allclose(both - cfg_only, pag_only - x0_c, atol=1e-5)   # the same PAG term, added to CFG
+    with pytest.raises(InputError, match="cond"):
+        ag.perturbed_attention_cfg(D, layers, 1.0, 2.0, null=10)(x, sigma)

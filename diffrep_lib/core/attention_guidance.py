@@ -118,6 +118,24 @@ def _check_pag(denoiser, layers, scale) -> None:
         raise bad(InputError, "scale", scale, "pass a finite number (0 = unguided)")
 
 
+def _perturbed_call(denoiser, layers, x, sigma, cond, start: int):
+    """One network call on (x, sigma, cond) with rows start: of every layer in `layers` run with identity attention
+    (the rows before `start` are computed exactly as without the hooks)."""
+    perturb = lambda mod, args, out: torch.cat([out[:start], mod.identity(args[0][start:])])
+    hooks = [m.register_forward_hook(perturb) for m in layers]
+    try:
+        return denoiser(x, sigma, cond)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def pag_combine(x0: Tensor, x0_ptb: Tensor, scale: float) -> Tensor:
+    """PAG's rule on two predictions: x0 + s (x0 - x0_ptb), away from the perturbed one. Affine in the prediction,
+    so the same s applies to eps (diffusers' `pag_scale`) and to x0."""
+    return x0 + float(scale) * (x0 - x0_ptb)
+
+
 def perturbed_attention_guidance(denoiser, layers, scale: float):
     """PAG around `denoiser`: x0_pag = x0_hat + s (x0_hat - x0_ptb), where x0_ptb is the prediction with the
     self-attention of every layer in `layers` replaced by the identity (each position attends only to itself).
@@ -131,15 +149,30 @@ def perturbed_attention_guidance(denoiser, layers, scale: float):
             return denoiser(x, sigma, cond)
         n = len(x)
         sigma = torch.as_tensor(sigma, device=x.device).expand(n)
-        perturb = lambda mod, args, out: torch.cat([out[:n], mod.identity(args[0][n:])])
-        hooks = [m.register_forward_hook(perturb) for m in layers]
-        try:
-            both = denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]),
-                            torch.cat([cond, cond]) if cond is not None else None)
-        finally:
-            for h in hooks:
-                h.remove()
-        x0, x0_ptb = both.chunk(2)
-        return x0 + float(scale) * (x0 - x0_ptb)
+        x0, x0_ptb = _perturbed_call(denoiser, layers, torch.cat([x, x]), torch.cat([sigma, sigma]),
+                                     torch.cat([cond, cond]) if cond is not None else None, n).chunk(2)
+        return pag_combine(x0, x0_ptb, scale)
+
+    return guided
+
+
+def perturbed_attention_cfg(denoiser, layers, scale: float, cfg_scale: float, null):
+    """PAG with classifier-free guidance (Ahn et al. 2024, and diffusers' PAG pipelines):
+    x0 = x0_u + w (x0_c - x0_u) + s (x0_c - x0_c_ptb), in guidance.cfg's convention (w = `cfg_scale`, 1: the
+    conditional prediction); the PAG term perturbs the conditional branch. One call on a tripled batch
+    [conditional, null, conditional perturbed]."""
+    _check_pag(denoiser, layers, scale)
+    if not real(cfg_scale):
+        raise bad(InputError, "cfg_scale", cfg_scale, "pass a finite classifier-free guidance scale (1 = none)")
+
+    def guided(x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        if cond is None:
+            raise bad(InputError, "cond", None, "PAG with classifier-free guidance needs the requested classes")
+        n = len(x)
+        sigma = torch.as_tensor(sigma, device=x.device).expand(n)
+        x0_c, x0_u, x0_ptb = _perturbed_call(
+            denoiser, layers, torch.cat([x, x, x]), torch.cat([sigma, sigma, sigma]),
+            torch.cat([cond, torch.full_like(cond, null), cond]), 2 * n).chunk(3)
+        return x0_u + float(cfg_scale) * (x0_c - x0_u) + float(scale) * (x0_c - x0_ptb)
 
     return guided

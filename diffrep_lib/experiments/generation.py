@@ -26,7 +26,9 @@ Tensor = torch.Tensor
 # official unconditional ImageNet setting) is 1 pixel at 28 x 28
 SAG_GUIDES = {"sag": "attention", "sag_everywhere": "everywhere", "sag_random": "random"}
 SAG_LAYER, SAG_BLUR = "mid.1", 1.0
-GUIDES = (None, "cfg", "classifier", "self", *SAG_GUIDES)  # none, classifier-free, classifier, own head, SAG
+# perturbed-attention guidance (ch. 11): 'pag' alone (unconditional), 'pag_cfg' on top of classifier-free guidance;
+# the perturbed self-attention layers are named by module path (`layers`)
+GUIDES = (None, "cfg", "classifier", "self", *SAG_GUIDES, "pag", "pag_cfg")
 
 
 @functools.lru_cache(maxsize=8)
@@ -35,13 +37,24 @@ def zoo_denoiser(name: str, profile: str, seed: int = 0):
     return zoo.denoiser(name, profile, seed)
 
 
+def _attention_layers(D, model: str, layers: tuple) -> list:
+    modules = dict(D.net.named_modules())
+    found = [modules.get(path) for path in layers]
+    if not layers or not all(hasattr(m, "identity") for m in found):
+        options = [p for p, m in modules.items() if hasattr(m, "identity")]
+        raise bad(InputError, "layers", layers, f"name self-attention layers of {model!r} by module path: {options}")
+    return found
+
+
 def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | None = None, scale: float = 1.0,
-                    seed: int = 0):
+                    seed: int = 0, layers: tuple = (), cfg_scale: float = 1.0):
     """The zoo model as a clipped denoiser, optionally wrapped by guidance ('cfg', 'classifier', 'self' or a SAG
     guide); classifier guidance uses the zoo's noise-aware classifier, on the timesteps of its own training schedule,
     and the model's null label (unconditional); 'self' uses a joint model's own head, classify(x_t, t), on the
     model's schedule; 'sag' reads the U-Net's middle self-attention (SAG_LAYER), 'sag_everywhere' and 'sag_random'
-    are its controls (the whole prediction blurred; a random region of the salient one's size, drawn from `seed`)."""
+    are its controls (the whole prediction blurred; a random region of the salient one's size, drawn from `seed`);
+    'pag' perturbs the self-attention `layers` (module paths) at PAG scale `scale`, 'pag_cfg' adds it to
+    classifier-free guidance at `cfg_scale`."""
     device = device_for(profile)
     D = zoo_denoiser(model, profile, model_seed).to(device)
     null = D.net.null_label
@@ -66,6 +79,10 @@ def guided_denoiser(model: str, profile: str, model_seed: int = 0, guide: str | 
                       "takes the book's U-Nets, e.g. 'unet_fmnist_uncond'")
         G = attention_guidance.self_attention_guidance(D, layer, scale, blur_sigma=SAG_BLUR, mask=SAG_GUIDES[guide],
                                                        seed=seed)
+    elif guide == "pag":
+        G = attention_guidance.perturbed_attention_guidance(D, _attention_layers(D, model, layers), scale)
+    elif guide == "pag_cfg":
+        G = attention_guidance.perturbed_attention_cfg(D, _attention_layers(D, model, layers), scale, cfg_scale, null)
     else:
         raise bad(InputError, "guide", guide, f"choose one of {GUIDES}")
     return denoisers.clip_x0(G), D
@@ -77,9 +94,10 @@ def zoo_classifier(name: str, profile: str):
 
 
 def _sample_set(model: str, profile: str, model_seed: int, sampler: str, nfe: int, n: int, seed: int,
-                grid: str, bf16: bool, guide: str | None = None, scale: float = 1.0, labels="balanced") -> dict:
+                grid: str, bf16: bool, guide: str | None = None, scale: float = 1.0, labels="balanced",
+                layers: tuple = (), cfg_scale: float = 1.0) -> dict:
     device = device_for(profile)
-    G, D = guided_denoiser(model, profile, model_seed, guide, scale, seed=seed)
+    G, D = guided_denoiser(model, profile, model_seed, guide, scale, seed=seed, layers=layers, cfg_scale=cfg_scale)
     y = condition_ids(labels, n, D.net.null_label)
     sigmas = sigma_grid(D, samplers.steps_for_nfe(sampler, nfe), grid)
     x = generate(G, n, sampler=sampler, sigmas=sigmas, cond=y, seed=seed, bf16=bf16,
@@ -105,19 +123,29 @@ def _check_sample_set(sampler, nfe, n, seed, grid, guide, scale) -> None:
 
 def sample_set(model: str, profile: str, *, sampler: str, nfe: int, n: int, seed: int = 0,
                model_seed: int = 0, grid: str = "karras", bf16: bool = True, guide: str | None = None,
-               scale: float = 1.0, labels="balanced") -> dict:
+               scale: float = 1.0, labels="balanced", layers: tuple = (), cfg_scale: float = 1.0) -> dict:
     """Conditional samples {'x': (n, 1, 28, 28), 'y': (n,)} from a zoo model, x0 clipped to [-1, 1], optionally
-    guided ('cfg', 'classifier' or 'self' at `scale`); memoised on disk. `labels`: 'balanced' classes, 'null' (the
-    unconditional model) or a tuple of counts per id (cluster sizes, for self-labelled models)."""
+    guided (`guide` at `scale`, see guided_denoiser); memoised on disk. `labels`: 'balanced' classes, 'null' (the
+    unconditional model) or a tuple of counts per id (cluster sizes, for self-labelled models). PAG: `layers`, the
+    module paths of the perturbed self-attention layers; 'pag_cfg': `cfg_scale`."""
     _check_sample_set(sampler, nfe, n, seed, grid, guide, scale)
+    if guide == "pag" and scale == 0:           # PAG at scale 0 is the unguided sampler: one memo entry for both
+        guide, scale = None, 1.0
+    if guide in ("pag", "pag_cfg"):
+        layers = tuple(layers)
+    else:
+        layers, cfg_scale = (), 1.0           # unused: one memo entry
     if guide == "cfg" and scale == 1.0:      # CFG at scale 1 is the conditional model: one memo entry for both
         guide = None
+    if guide is None:                         # the scale of no guidance does not matter: one memo entry
+        scale = 1.0
     bf16 = bf16 and bf16_native(device_for(profile))    # the precision actually used enters the memo key
     deps = (zoo.model_id(model, profile, model_seed),)
     if guide == "classifier":
         deps += (zoo.model_id("noisy_classifier_fmnist", profile),)
+    extra = {"layers": layers, "cfg_scale": float(cfg_scale)} if guide in ("pag", "pag_cfg") else {}
     return memo.cached(_sample_set, model, profile, model_seed, sampler, nfe, n, seed, grid, bf16, guide,
-                       float(scale), labels=labels, deps=deps)
+                       float(scale), labels=labels, deps=deps, **extra)
 
 
 def _ddim_clipping(model: str, profile: str, scale: float, n: int, seed: int, steps: int) -> dict:

@@ -9,6 +9,7 @@ from .mlp import MLP, MLPConfig
 from .noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from .rep_unet import RepUNet, RepUNetConfig
 from .res_mlp import ResMLP, ResMLPConfig
+from .token_unet import TokenUNet, TokenUNetConfig
 from .unet import UNet, UNetConfig
 from .uvit import UViT, UViTConfig
 
@@ -16,7 +17,7 @@ from .uvit import UViT, UViTConfig
 MODELS = {UNetConfig: UNet, DiTConfig: DiT, UViTConfig: UViT, ClassifierConfig: Classifier, MLPConfig: MLP,
           NoisyClassifierConfig: NoisyClassifier, EncoderConfig: Encoder,
           LatentDAEConfig: LatentDAE, JointUNetConfig: JointUNet, RepUNetConfig: RepUNet,
-          ResMLPConfig: ResMLP}
+          ResMLPConfig: ResMLP, TokenUNetConfig: TokenUNet}
 
 
 def build(cfg):

@@ -84,16 +84,19 @@ class Attention(nn.Module):
 
 
 class Level(nn.Module):
-    """One resolution level: a residual block, optionally followed by attention."""
+    """One resolution level: a residual block, optionally followed by self-attention and by cross-attention to a
+    context of tokens (`cross`, None here; networks told tokens set it: models/token_unet.py)."""
 
     def __init__(self, c_in, c_out, emb_dim, groups, heads, attn: bool):
         super().__init__()
         self.res = ResBlock(c_in, c_out, emb_dim, groups)
         self.attn = Attention(c_out, heads, groups) if attn else None
+        self.cross = None
 
-    def forward(self, x, emb):
+    def forward(self, x, emb, context=None):
         x = self.res(x, emb)
-        return self.attn(x) if self.attn is not None else x
+        x = self.attn(x) if self.attn is not None else x
+        return self.cross(x, context) if self.cross is not None else x
 
 
 class UNet(nn.Module):
@@ -131,6 +134,10 @@ class UNet(nn.Module):
             emb = emb + self.label_embed(y)
         return emb
 
+    def context(self, y):
+        """The tokens (N, K, dim) that cross-attention layers attend to; None: this network has none."""
+        return None
+
     @property
     def input_shape(self) -> tuple:
         """(C, H, W) this network takes, None where any size works (H and W must halve cleanly at every level)."""
@@ -141,9 +148,10 @@ class UNet(nn.Module):
         of every down level (highest resolution first), emb the embedding of (t, y) that the decoder needs."""
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])
         emb = self.embed(t, y)
+        context = self.context(y)
         h, skips = self.stem(x), []
         for i, level in enumerate(self.down):
-            h = level(h, emb)
+            h = level(h, emb, context)
             skips.append(h)
             if i < len(self.down) - 1:
                 h = F.avg_pool2d(h, 2)                        # 28 -> 14 -> 7
@@ -153,9 +161,9 @@ class UNet(nn.Module):
 
     def forward(self, x, t, y=None):
         h, skips, emb = self.encode(x, t, y)
-        skips = list(skips)
+        skips, context = list(skips), self.context(y)
         for i, level in enumerate(self.up):
-            h = level(torch.cat([h, skips.pop()], dim=1), emb)
+            h = level(torch.cat([h, skips.pop()], dim=1), emb, context)
             if i < len(self.up) - 1:
                 h = F.interpolate(self.up_proj[i](h), scale_factor=2, mode="nearest")   # 7 -> 14 -> 28
         return self.out(h)

@@ -18,7 +18,8 @@ import torch
 from ..errors import ZooError, bad, check_int
 from ..core import schedules
 from ..models import (ClassifierConfig, DiTConfig, EncoderConfig, JointUNetConfig, LatentDAEConfig, MLPConfig,
-                      NoisyClassifierConfig, RepUNetConfig, ResMLPConfig, UNetConfig, UViTConfig)
+                      NoisyClassifierConfig, RepUNetConfig, ResMLPConfig, TokenUNetConfig, UNetConfig,
+                      UViTConfig)
 
 FORMAT = 1  # bump when the meaning of a recipe field changes
 LDAE_DIMS = (1, 2, 4, 8, 16, 49)   # ch. 6: l-DAE's latent sizes per 7 x 7 patch (49: every pixel)
@@ -197,6 +198,13 @@ _RDM = Recipe(name="rdm_simclr", model=ResMLPConfig(dim=128, width=192), task="r
               teacher="simclr_fmnist")
 _RDM_FULL = dict(model=ResMLPConfig(dim=128, width=1024, blocks=6), steps=6000, batch_size=1024)
 
+# ch. 11: the test bed of diffusion self-guidance: the toy-scene U-Net (chapter 4's) told one-object scenes by two
+# tokens (the object's class and colour, the background's colour) through cross-attention at 16 x 16 and 8 x 8,
+# with the tokens dropped with probability 0.1 (classifier-free guidance), bf16 on the CPU
+_TOKENS = Recipe(name="token_unet_toyscenes", model=TokenUNetConfig(in_channels=3, channels=(32, 48, 48)),
+                 task="denoise_tokens", data="toy_scenes", steps=1500, batch_size=64, lr=1e-3, warmup=200,
+                 cpu_bf16=True)
+
 
 def _ldae(name, d, profile, **change):
     """An l-DAE recipe at latent size d and profile, with recipe fields changed (options, p_uncond, ...)."""
@@ -269,6 +277,9 @@ RECIPES = {
     **{name: {"quick": replace(_RDM, name=name, teacher_init=init),
               "full": replace(_RDM, name=name, teacher_init=init, **_RDM_FULL)}
        for name, init in (("rdm_simclr", "trained"), ("rdm_random_simclr", "random"))},
+    "token_unet_toyscenes": {"quick": _TOKENS, "full": replace(
+        _TOKENS, model=TokenUNetConfig(in_channels=3, channels=(64, 96, 96), emb_dim=256), cpu_bf16=False,
+        **_FULL_BUDGET)},
     # ch. 8: SimCLR on a pool of training images, with and without generated views
     **{name: {"quick": replace(_VIEWS, name=name, **arm),
               "full": replace(_VIEWS, name=name, **arm, steps=6000, batch_size=512, cpu_bf16=False)}
