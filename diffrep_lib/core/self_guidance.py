@@ -4,7 +4,7 @@ condition stays the same.
 
 A_k is token k's attention map: for every pixel, the attention it pays to token k (averaged over heads and over
 the chosen layers, each upsampled to a common grid). Properties of the map (`centroid`, `size`) are differentiable
-functions of x; an energy g(A) states the edit, e.g. moving object k by delta:
+functions of x; an energy g(A) states the edit, e.g. moving object k by delta::
 
     g = || centroid(A_k) - (centroid(A_k^ref) + delta) ||_1
 
@@ -90,7 +90,8 @@ def move_energy(reference: list[Tensor], token: int, shift: tuple[float, float],
 
 
 def resize_energy(reference: list[Tensor], token: int, factor: float, sharpness: float = 10.0):
-    """The energy of scaling token `token`'s area by `factor`: |size(A_k) - factor size(A_k^ref)| at each call."""
+    """The energy of scaling token `token`'s area by `factor`: at each call, the absolute difference between
+    size(A_k) and factor * size(A_k^ref)."""
     def energy(maps: Tensor, i: int) -> Tensor:
         ref = reference[i].to(maps.device)
         return (size(maps, sharpness)[:, token] - factor * size(ref, sharpness)[:, token]).abs()
