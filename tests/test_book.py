@@ -67,6 +67,19 @@ def test_notebook_conventions(nb):
     assert "Learning objectives" in first_md and "Prerequisites" in first_md and "Run time" in first_md
 
 
+# TeX macros that MathJax fetches as a separate extension when a page first uses them. The book ships MathJax
+# with its pages (offline reading, file:// URLs), where that second fetch fails and no formula on the page renders.
+AUTOLOADED = ("boldsymbol", "bm", "cancel", "bcancel", "xcancel", "color", "colorbox", "bbox", "enclose",
+              "ce", "unicode", "bra", "ket", "braket", "mathclap", "coloneqq", "class", "cssId", "CD")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_math_uses_only_the_macros_mathjax_ships_with(nb):
+    text = "".join(src(c) for c in cells(nb) if c["cell_type"] == "markdown")
+    used = sorted(set(re.findall(r"\\(" + "|".join(AUTOLOADED) + r")(?![A-Za-z])", text)))
+    assert not used, f"{used}: use \\mathbf or plain symbols (each loads a MathJax extension the book lacks)"
+
+
 WIDTH = 84    # characters of code that fit the content column (_vendor/diffrep.css; the browser check measures it)
 
 
