@@ -68,7 +68,7 @@ execute-quick:
 	$(PY) scripts/run_book.py --profile quick
 
 nbval:
-	DIFFREP_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env _build/executed/notebooks
+	$(PY) scripts/nbval_book.py
 
 build-strict:
 	$(PY) scripts/build_book.py --strict

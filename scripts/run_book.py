@@ -1,11 +1,19 @@
 """Execute the book's chapters with papermill and keep a record of each run.
 
-    python scripts/run_book.py --profile quick [--seed 0] [--chapters 01_foundations]
+    python scripts/run_book.py --profile quick [--seed 0] [--chapters 01_foundations] [--jobs N]
     python scripts/run_book.py --summary          # print the last record as a table
 
 Executed copies go to _build/executed/notebooks/, with the injected-parameters cell tagged so the book
-hides it; _build/executed/record.json holds per chapter: profile, device, wall time, date, library
+hides it; _build/executed/record.json holds per chapter: profile, device, wall time, threads, date, library
 version and every claim with its verdict (read from DIFFREP_CLAIMS_LOG, which `dr.claims.check` writes).
+
+On a CPU, two chapters run at once, each with half the cores (`--jobs`; one at a time on a GPU, which the
+chapters would share): the book's small networks keep two threads only partly busy, and two single-threaded
+chapters on a 2-core machine finish in about 0.8 of the time they take one after the other with two threads
+each (docs/ARCHITECTURE.md, "Executing the book"). Arithmetic depends on the thread count in its last bits, so
+the count is written into the executed notebook, where scripts/nbval_book.py reads it back. Each chapter's
+papermill output goes to _build/executed/logs/; a chapter that fails does not stop the others, and the run
+ends with the failures and the end of their logs.
 """
 from __future__ import annotations
 
@@ -13,9 +21,12 @@ import argparse
 import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from diffrep_lib.cli import table      # the record as a table, as `diffrep record` prints it
@@ -28,11 +39,24 @@ RECORD = OUT / "record.json"
 def chapters(names=None) -> list[Path]:
     found = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if names:
+        unknown = sorted(set(names) - {p.stem for p in found})
+        if unknown:
+            raise SystemExit(f"unknown chapters {unknown}; the chapters: {[p.stem for p in found]}")
         found = [p for p in found if p.stem in names]
     return found
 
 
-def hide_injected_parameters(path: Path) -> None:
+def plan(n_chapters: int, device: str, jobs: int | None = None, cores: int | None = None) -> tuple[int, int]:
+    """(chapters at once, threads each): two at a time on a CPU with two cores or more, one on a GPU."""
+    cores = cores or os.cpu_count() or 1
+    if jobs is None:
+        jobs = 1 if device == "cuda" else 2
+    jobs = max(1, min(jobs, n_chapters, cores))
+    return jobs, max(1, cores // jobs)
+
+
+def finish(path: Path, threads: int) -> None:
+    """Hide papermill's injected-parameters cell in the book and note the thread count the chapter ran with."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -40,52 +64,80 @@ def hide_injected_parameters(path: Path) -> None:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = tags + ["remove-cell"]
+    nb.metadata["diffrep"] = {**nb.metadata.get("diffrep", {}), "threads": threads}
     nbformat.write(nb, path)
 
 
-def run(profile: str, seed: int, names=None, out: Path = OUT) -> list[dict]:
-    import papermill as pm
+def thread_env(threads: int) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def execute(src: Path, out: Path, profile: str, seed: int, threads: int) -> dict:
+    """Execute one chapter in its own papermill process; its row of the record."""
+    dst = out / "notebooks" / src.name
+    log = out / "logs" / f"{src.stem}.log"
+    with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", delete=False) as claims_log:
+        pass
+    env = {**thread_env(threads), "DIFFREP_PROGRESS": "0",        # no progress bars in executed pages
+           "DIFFREP_CLAIMS_LOG": claims_log.name}
+    cmd = [sys.executable, "-m", "papermill", str(src), str(dst), "-p", "profile", profile, "-p", "seed",
+           str(seed), "-k", "python3", "--cwd", str(src.parent), "--no-progress-bar"]
+    t0 = time.time()
+    try:
+        with open(log, "w") as f:
+            code = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+        wall = time.time() - t0
+        claims = [json.loads(line) for line in Path(claims_log.name).read_text().splitlines() if line.strip()]
+    finally:
+        Path(claims_log.name).unlink(missing_ok=True)
+    if dst.exists():
+        finish(dst, threads)
+    return {"chapter": src.stem, "wall_s": round(wall, 1), "threads": threads, "ok": code == 0,
+            "date": datetime.datetime.now().isoformat(timespec="seconds"), "claims": claims}
+
+
+def run(profile: str, seed: int, names=None, out: Path = OUT, jobs: int | None = None) -> list[dict]:
     import torch
 
     import diffrep_lib as dr
 
     resolved = dr.profile.resolve(profile)
     device = dr.profile.device_for(resolved)
-    (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    os.environ["DIFFREP_PROGRESS"] = "0"           # no progress bars in executed pages
-    rows = []
-    for src in chapters(names):
-        dst = out / "notebooks" / src.name
-        with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", delete=False) as log:
-            os.environ["DIFFREP_CLAIMS_LOG"] = log.name
-        t0 = time.time()
-        error = None
-        try:
-            pm.execute_notebook(str(src), str(dst), parameters={"profile": resolved, "seed": seed},
-                                kernel_name="python3", progress_bar=False, cwd=str(src.parent))
-        except Exception as err:  # recorded, then re-raised after the record is written
-            error = err
-        wall = time.time() - t0
-        claims = [json.loads(line) for line in Path(log.name).read_text().splitlines() if line.strip()]
-        Path(log.name).unlink()
-        if dst.exists():
-            hide_injected_parameters(dst)
-        rows.append({"chapter": src.stem, "profile": resolved, "seed": seed, "device": device,
-                     "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
-                     "wall_s": round(wall, 1), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-                     "library": dr.__version__, "ok": error is None, "claims": claims})
-        print(f"{src.stem}: {'ok' if error is None else 'FAILED'} in {wall:.0f} s "
-              f"({sum(c['holds'] for c in claims)}/{len(claims)} claims held)", flush=True)
-        if error is not None:
-            write_record(rows, out)
-            raise error
-    write_record(rows, out)
-    return rows
+    found = chapters(names)
+    jobs, threads = plan(len(found), device, jobs)
+    for sub in ("notebooks", "logs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    common = {"profile": resolved, "seed": seed, "device": device, "jobs": jobs, "library": dr.__version__,
+              "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None}
+    print(f"executing {len(found)} chapters at profile {resolved}, seed {seed}, on {device}: {jobs} at a time, "
+          f"{threads} thread{'s' * (threads > 1)} each", flush=True)
+    rows, lock = {}, threading.Lock()
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = {pool.submit(execute, src, out, resolved, seed, threads): src for src in found}
+        for fut in as_completed(futures):
+            row = {**common, **fut.result()}
+            with lock:
+                rows[row["chapter"]] = row
+                write_record([rows[p.stem] for p in found if p.stem in rows], out)   # kept as chapters finish
+            held = sum(c["holds"] for c in row["claims"])
+            print(f"{row['chapter']}: {'ok' if row['ok'] else 'FAILED'} in {row['wall_s']:.0f} s "
+                  f"({held}/{len(row['claims'])} claims held)", flush=True)
+    ordered = [rows[p.stem] for p in found]
+    failed = [r["chapter"] for r in ordered if not r["ok"]]
+    for name in failed:
+        tail = (out / "logs" / f"{name}.log").read_text().splitlines()[-40:]
+        print(f"\n--- {name} failed; the end of {out / 'logs' / name}.log:\n" + "\n".join(tail), file=sys.stderr)
+    if failed:
+        raise RuntimeError(f"{len(failed)} chapter(s) failed: {', '.join(failed)} (logs in {out / 'logs'}; the "
+                           f"executed notebooks show the failing cell)")
+    return ordered
 
 
 def write_record(rows: list[dict], out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "record.json").write_text(json.dumps(rows, indent=1))
+    tmp = out / "record.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=1))
+    tmp.replace(out / "record.json")
 
 
 def main() -> int:
@@ -93,6 +145,7 @@ def main() -> int:
     ap.add_argument("--profile", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chapters", nargs="*")
+    ap.add_argument("--jobs", type=int, help="chapters at once (default: 2 on a CPU, 1 on a GPU)")
     ap.add_argument("--summary", action="store_true", help="print the last record and where the book is")
     args = ap.parse_args()
     if args.summary:
@@ -100,7 +153,11 @@ def main() -> int:
         print(f"\nThe book is at {ROOT / '_build' / 'html' / 'index.html'}\n")
         print(table(rows))
         return 0
-    rows = run(args.profile, args.seed, args.chapters)
+    try:
+        rows = run(args.profile, args.seed, args.chapters, jobs=args.jobs)
+    except RuntimeError as err:
+        print(f"\nrun_book: {err}", file=sys.stderr)
+        return 1
     print(table(rows))
     return 0
 

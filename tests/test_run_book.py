@@ -1,0 +1,62 @@
+"""scripts/run_book.py and scripts/nbval_book.py: how many chapters run at once and with how many threads, a
+failing chapter that does not stop the others, and the thread count carried from execution to nbval."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import nbval_book  # noqa: E402
+import run_book  # noqa: E402
+
+
+@pytest.mark.parametrize("n, device, jobs, cores, expected", [
+    (14, "cpu", None, 2, (2, 1)),       # the book on a 2-core CPU: two chapters, one thread each
+    (14, "cpu", None, 8, (2, 4)),
+    (1, "cpu", None, 2, (1, 2)),        # one chapter keeps every core
+    (14, "cuda", None, 16, (1, 16)),    # chapters would share the GPU
+    (14, "cpu", 4, 2, (2, 1)),          # never more chapters than cores
+    (3, "cpu", 1, 2, (1, 2)),
+])
+def test_plan(n, device, jobs, cores, expected):
+    assert run_book.plan(n, device, jobs, cores) == expected
+
+
+def notebook(path: Path, code: str) -> None:
+    cell = lambda src, tags=(): {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(tags)},
+                                 "outputs": [], "source": src}
+    nb = {"cells": [cell('profile = "auto"\nseed = 0', ["parameters"]), cell(code)],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb))
+
+
+def test_a_failing_chapter_is_recorded_and_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
+    threads = "import os; print('threads', os.environ['OMP_NUM_THREADS'], profile, seed)"
+    notebook(tmp_path / "notebooks" / "01_ok.ipynb", threads)
+    notebook(tmp_path / "notebooks" / "02_fails.ipynb", "raise ValueError('a claim failed')")
+    notebook(tmp_path / "notebooks" / "03_ok.ipynb", threads)
+    monkeypatch.setattr(run_book, "ROOT", tmp_path)
+    monkeypatch.setattr(run_book.os, "cpu_count", lambda: 2)
+    out = tmp_path / "executed"
+    with pytest.raises(RuntimeError, match="1 chapter.*failed: 02_fails"):
+        run_book.run("quick", 3, out=out)
+    rows = json.loads((out / "record.json").read_text())
+    assert [(r["chapter"], r["ok"], r["threads"], r["jobs"], r["seed"]) for r in rows] == [
+        ("01_ok", True, 1, 2, 3), ("02_fails", False, 1, 2, 3), ("03_ok", True, 1, 2, 3)]
+    assert "a claim failed" in capsys.readouterr().err                # the end of the failing chapter's log
+    executed = json.loads((out / "notebooks" / "03_ok.ipynb").read_text())
+    assert executed["metadata"]["diffrep"]["threads"] == 1
+    assert "threads 1 quick 3" in "".join(executed["cells"][-1]["outputs"][0]["text"])
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "remove-cell" in injected[0]["metadata"]["tags"]
+    assert nbval_book.threads_of(out / "notebooks" / "03_ok.ipynb", cores=2) == 1
+    assert nbval_book.threads_of(tmp_path / "notebooks" / "01_ok.ipynb", cores=2) == 2    # not run by run_book
+
+
+def test_unknown_chapters_are_named():
+    with pytest.raises(SystemExit, match="unknown chapters \\['99_none'\\]"):
+        run_book.chapters(["99_none"])
