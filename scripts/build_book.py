@@ -38,7 +38,10 @@ def record_markdown(rows: list[dict], title: str) -> str:
     for r in rows:
         dev = r["gpu"] or r["device"]
         held = sum(c["holds"] for c in r["claims"])
-        out.append(f"| {r['chapter']} | {r['profile']} | {dev} | {r['wall_s']:.0f} s | {r['date'][:10]} | "
+        wall = f"{r['wall_s']:.0f} s"
+        if r.get("jobs", 1) > 1:          # side by side with another chapter: longer than the chapter alone
+            wall += f" ({r['threads']} thread{'s' * (r['threads'] > 1)}, {r['jobs']} chapters at once)"
+        out.append(f"| {r['chapter']} | {r['profile']} | {dev} | {wall} | {r['date'][:10]} | "
                    f"{r['library']} | {held}/{len(r['claims'])} |")
     out += ["", "| chapter | claim | verdict |", "|---|---|---|"]
     for r in rows:

@@ -177,8 +177,9 @@ def load(split: str = "train", *, data_dir: str | Path | None = None, debian_dir
     return _load(split, data_dir, debian_dir, None if hub is None else str(hub), revision)
 
 
-@functools.lru_cache(maxsize=4)
-def _load(split: str, data_dir: str | None, debian_dir: str | None, hub: str | None, revision: str):
+def _local(split: str, data_dir: str | None, debian_dir: str | None):
+    """((images, labels), source) from the first local folder (DIFFREP_DATA, then the Debian package) that holds
+    the split's IDX files, or (None, what was tried)."""
     tried = []
     for folder, what in ((data_dir, "DIFFREP_DATA"), (debian_dir, "the Debian package")):
         if not folder:
@@ -188,7 +189,16 @@ def _load(split: str, data_dir: str | None, debian_dir: str | None, hub: str | N
         if isinstance(paths, str):
             tried.append(f"{what}: {paths}")
             continue
-        return _from_arrays(*_read_split(paths, split, _FIX[what]), f"{what} ({folder})")
+        return _read_split(paths, split, _FIX[what]), f"{what} ({folder})"
+    return None, tried
+
+
+@functools.lru_cache(maxsize=4)
+def _load(split: str, data_dir: str | None, debian_dir: str | None, hub: str | None, revision: str):
+    arrays, found = _local(split, data_dir, debian_dir)
+    if arrays is not None:
+        return _from_arrays(*arrays, found)
+    tried = found
     if hub:
         try:
             return _from_hub(split, hub, revision)
@@ -209,6 +219,9 @@ def tensors(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 
 @functools.lru_cache(maxsize=4)
 def _tensors(split: str, data_dir: str | None, debian_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    arrays, _ = _local(split, data_dir, debian_dir)      # local files straight to tensors: 0.4 s for the training
+    if arrays is not None:                              # split, against 4 s through a datasets.Dataset
+        return _as_tensors(*arrays)
     return to_tensors(_load(split, data_dir, debian_dir, HUB_ID, HUB_REVISION))
 
 
@@ -227,5 +240,9 @@ def to_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
                   "pass the datasets.Dataset that fashion_mnist.load(split) returns",
                   why="need a datasets.Dataset with columns 'image' and 'label'")
     rows = ds.with_format("numpy")[:]            # one columnar read; row-wise access is 20x slower
-    x = torch.from_numpy(np.asarray(rows["image"], dtype=np.uint8)).float().div(127.5).sub(1).unsqueeze(1)
-    return x, torch.from_numpy(np.asarray(rows["label"], dtype=np.int64))
+    return _as_tensors(rows["image"], rows["label"])
+
+
+def _as_tensors(images, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).float().div(127.5).sub(1).unsqueeze(1)
+    return x, torch.from_numpy(np.array(labels, dtype=np.int64))
