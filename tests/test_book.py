@@ -80,6 +80,12 @@ def test_math_uses_only_the_macros_mathjax_ships_with(nb):
     assert not used, f"{used}: use \\mathbf or plain symbols (each loads a MathJax extension the book lacks)"
 
 
+@pytest.mark.parametrize("page", sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.stem)
+def test_pages_use_only_the_macros_mathjax_ships_with(page):
+    used = sorted(set(re.findall(r"\\(" + "|".join(AUTOLOADED) + r")(?![A-Za-z])", page.read_text())))
+    assert not used, f"{used}: use \\mathbf or plain symbols (each loads a MathJax extension the book lacks)"
+
+
 WIDTH = 84    # characters of code that fit the content column (_vendor/diffrep.css; the browser check measures it)
 
 

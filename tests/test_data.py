@@ -49,6 +49,21 @@ def test_debian_package_is_second(tmp_path, monkeypatch):
     assert len(ds) == 5 and fm.to_tensors(ds)[0].max() == 1.0
 
 
+def test_tensors_from_local_files_equal_those_read_through_a_dataset(tmp_path, monkeypatch):
+    """tensors() reads local IDX files straight into tensors (no datasets.Dataset): the same values and dtypes."""
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "mine", "train", 7, 0)
+    images = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    path = tmp_path / "mine" / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + np.array([7, 28, 28], ">i4").tobytes() + images.tobytes())
+    monkeypatch.setenv("DIFFREP_DATA", str(tmp_path / "mine"))
+    x, y = fm.tensors("train")
+    x_ds, y_ds = fm.to_tensors(fm.load("train", hub=None))
+    assert torch.equal(x, x_ds) and torch.equal(y, y_ds) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert torch.equal(x[:, 0], torch.from_numpy(images).float() / 127.5 - 1)
+
+
 def test_hub_path_reads_parquet_written_here(tmp_path, monkeypatch):
     """The Hub branch goes through datasets.load_dataset; here it reads parquet files this test writes
     in the Hub repository's layout (an `image` column of PNG bytes and a `label` column)."""
