@@ -11,14 +11,16 @@ CPU). Ends with one line per notebook and, for a failing one, pytest's report.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+import run_book  # noqa: E402  (scripts/, the folder of this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "_build" / "executed" / "notebooks"
@@ -35,8 +37,9 @@ def check(path: Path, threads: int) -> tuple[bool, str, float]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
            str(path)]
     t0 = time.time()
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc.returncode == 0, proc.stdout, time.time() - t0
+    out = io.StringIO()
+    code = run_book.run_process(cmd, env, out, cwd=ROOT, name=path.stem)   # spaced; a dead kernel retried
+    return code == 0, out.getvalue(), time.time() - t0
 
 
 def main() -> int:

@@ -68,6 +68,37 @@ def finish(path: Path, threads: int) -> None:
     nbformat.write(nb, path)
 
 
+# Two kernels started in the same instant can be handed the same port by jupyter_client, and one of them dies
+# before its first cell. Launches are therefore spaced by a few seconds, and a run whose kernel died while
+# starting (nothing of the notebook executed) is started once more.
+KERNEL_START_FAILED = ("Kernel died before replying to kernel_info", "Kernel didn't respond to heartbeats")
+SPACING_S = 3.0
+_launch_lock = threading.Lock()
+_last_launch = [0.0]
+
+
+def run_process(cmd: list[str], env: dict, out, cwd=None, name: str = "") -> int:
+    """subprocess.run(cmd), its stdout and stderr appended to the open text file `out`; started at least SPACING_S
+    after any other launch of this process, and once more if its kernel died while starting."""
+    for attempt in (1, 2):
+        with _launch_lock:
+            time.sleep(max(0.0, _last_launch[0] + SPACING_S - time.time()))
+            _last_launch[0] = time.time()
+        with tempfile.TemporaryFile() as tmp:
+            code = subprocess.run(cmd, env=env, cwd=cwd, stdout=tmp, stderr=subprocess.STDOUT).returncode
+            tmp.seek(0)
+            text = tmp.read().decode(errors="replace")
+        out.write(text)
+        if code == 0 or attempt == 2 or not kernel_start_failed(text):
+            return code
+        out.write("\n--- the kernel died while starting; starting it once more\n")
+        print(f"{name}: the kernel died while starting; starting it once more", file=sys.stderr, flush=True)
+
+
+def kernel_start_failed(output: str) -> bool:
+    return any(s in output for s in KERNEL_START_FAILED)
+
+
 def thread_env(threads: int) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
@@ -85,7 +116,7 @@ def execute(src: Path, out: Path, profile: str, seed: int, threads: int) -> dict
     t0 = time.time()
     try:
         with open(log, "w") as f:
-            code = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+            code = run_process(cmd, env, f, name=src.stem)
         wall = time.time() - t0
         claims = [json.loads(line) for line in Path(claims_log.name).read_text().splitlines() if line.strip()]
     finally:

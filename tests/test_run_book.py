@@ -1,6 +1,8 @@
 """scripts/run_book.py and scripts/nbval_book.py: how many chapters run at once and with how many threads, a
 failing chapter that does not stop the others, and the thread count carried from execution to nbval."""
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,3 +62,18 @@ def test_a_failing_chapter_is_recorded_and_does_not_stop_the_others(tmp_path, mo
 def test_unknown_chapters_are_named():
     with pytest.raises(SystemExit, match="unknown chapters \\['99_none'\\]"):
         run_book.chapters(["99_none"])
+
+
+def test_a_kernel_that_died_while_starting_is_started_once_more_and_nothing_else_is(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_book, "SPACING_S", 0.0)
+    runs = tmp_path / "runs"
+    script = ("import pathlib, sys; p = pathlib.Path(sys.argv[1]); n = len(p.read_text()) if p.exists() else 0; "
+              "p.write_text('x' * (n + 1)); print(sys.argv[2] if n == 0 else 'second run'); "
+              "sys.exit(1 if n == 0 else 0)")
+    for first, expected_runs, expected_code in [(run_book.KERNEL_START_FAILED[0], 2, 0),
+                                                ("AssertionError: a claim failed", 1, 1)]:
+        runs.unlink(missing_ok=True)
+        out = io.StringIO()
+        code = run_book.run_process([sys.executable, "-c", script, str(runs), first], dict(os.environ), out)
+        assert (code, len(runs.read_text())) == (expected_code, expected_runs)
+        assert first in out.getvalue() and ("second run" in out.getvalue()) == (expected_runs == 2)
