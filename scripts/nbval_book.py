@@ -33,7 +33,7 @@ def threads_of(path: Path, cores: int) -> int:
 
 
 def check(path: Path, threads: int) -> tuple[bool, str, float]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "DIFFREP_PROGRESS": "0"}
+    env = {**run_book.thread_env(threads), "DIFFREP_PROGRESS": "0"}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
            str(path)]
     t0 = time.time()

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from diffrep_lib.cli import table      # the record as a table, as `diffrep record` prints it
+from diffrep_lib.cli.chapters import papermill_command
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "executed"
@@ -111,8 +112,7 @@ def execute(src: Path, out: Path, profile: str, seed: int, threads: int) -> dict
         pass
     env = {**thread_env(threads), "DIFFREP_PROGRESS": "0",        # no progress bars in executed pages
            "DIFFREP_CLAIMS_LOG": claims_log.name}
-    cmd = [sys.executable, "-m", "papermill", str(src), str(dst), "-p", "profile", profile, "-p", "seed",
-           str(seed), "-k", "python3", "--cwd", str(src.parent), "--no-progress-bar"]
+    cmd = papermill_command(src, dst, profile, seed)
     t0 = time.time()
     try:
         with open(log, "w") as f:
@@ -142,14 +142,13 @@ def run(profile: str, seed: int, names=None, out: Path = OUT, jobs: int | None =
               "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None}
     print(f"executing {len(found)} chapters at profile {resolved}, seed {seed}, on {device}: {jobs} at a time, "
           f"{threads} thread{'s' * (threads > 1)} each", flush=True)
-    rows, lock = {}, threading.Lock()
+    rows = {}
     with ThreadPoolExecutor(jobs) as pool:
         futures = {pool.submit(execute, src, out, resolved, seed, threads): src for src in found}
         for fut in as_completed(futures):
             row = {**common, **fut.result()}
-            with lock:
-                rows[row["chapter"]] = row
-                write_record([rows[p.stem] for p in found if p.stem in rows], out)   # kept as chapters finish
+            rows[row["chapter"]] = row
+            write_record([rows[p.stem] for p in found if p.stem in rows], out)   # kept as chapters finish
             held = sum(c["holds"] for c in row["claims"])
             print(f"{row['chapter']}: {'ok' if row['ok'] else 'FAILED'} in {row['wall_s']:.0f} s "
                   f"({held}/{len(row['claims'])} claims held)", flush=True)

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import os
 
 import pytest
@@ -68,3 +69,21 @@ def full_disk(monkeypatch):
     """Every atomic write of the library (support.runtime.atomic_write) hits a full disk while the fixture is on."""
     from diffrep_lib.support import runtime
     monkeypatch.setattr(runtime, "open", _FullDisk, raising=False)
+
+
+def _write_notebook(path, code: str):
+    """A notebook at `path`: a `parameters` cell (profile, seed) and one code cell `code`."""
+    cell = lambda src, tags=(): {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(tags)},
+                                 "outputs": [], "source": src}
+    nb = {"cells": [cell('profile = "auto"\nseed = 0', ["parameters"]), cell(code)],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture
+def write_notebook():
+    """write_notebook(path, code): a chapter-like notebook with a parameters cell, for the runners' tests."""
+    return _write_notebook

@@ -110,17 +110,6 @@ def test_retrain_command_works_for_pip_users_and_in_a_clone():
 
 # --- diffrep run and diffrep record ---------------------------------------------------------------------------
 
-def notebook(path: Path, code: str) -> Path:
-    cell = lambda src, tags=(): {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(tags)},
-                                 "outputs": [], "source": src}
-    nb = {"cells": [cell('profile = "auto"\nseed = 0', ["parameters"]), cell(code)],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nb))
-    return path
-
-
 def test_run_without_a_notebooks_folder_says_to_clone(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "run", "04")
@@ -128,18 +117,18 @@ def test_run_without_a_notebooks_folder_says_to_clone(capsys, tmp_path, monkeypa
     assert "no notebooks/ folder" in err and "git clone https://github.com/diffrep/diffrep" in err
 
 
-def test_run_without_papermill_says_what_to_install(capsys, tmp_path, monkeypatch):
+def test_run_without_papermill_says_what_to_install(write_notebook, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    notebook(tmp_path / "notebooks" / "04_activations.ipynb", "pass")
+    write_notebook(tmp_path / "notebooks" / "04_activations.ipynb", "pass")
     monkeypatch.setattr(cli.chapters, "papermill_available", lambda: False)
     code, _, err = run(capsys, "run", "04")
     assert code == 1 and 'pip install "diffrep_lib[book]"' in err and len(err.strip().splitlines()) == 1
 
 
-def test_chapters_are_found_by_number_stem_or_path(tmp_path, monkeypatch, capsys):
+def test_chapters_are_found_by_number_stem_or_path(write_notebook, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for stem in ("01_foundations", "04_activations", "A1_survey_map"):
-        notebook(tmp_path / "notebooks" / f"{stem}.ipynb", "pass")
+        write_notebook(tmp_path / "notebooks" / f"{stem}.ipynb", "pass")
     found = lambda c: cli.find_chapter(c).stem
     assert found("04") == found("4") == found("04_activations") == "04_activations"
     assert found("a1") == "A1_survey_map" and found("notebooks/01_foundations.ipynb") == "01_foundations"
@@ -163,11 +152,11 @@ def test_record_without_a_record_says_what_to_run(capsys, tmp_path, monkeypatch)
 
 
 @pytest.mark.skipif(not cli.papermill_available(), reason="papermill is not installed")
-def test_run_executes_a_chapter_with_its_parameters_and_records_it(capsys, tmp_path, monkeypatch):
+def test_run_executes_a_chapter_with_its_parameters_and_records_it(write_notebook, capsys, tmp_path, monkeypatch):
     """One papermill run of a toy chapter: parameters injected (the cell hidden from the book), the claims it logs
     in the record, which `diffrep record` prints; a failing chapter is one line naming its error."""
     monkeypatch.chdir(tmp_path)
-    notebook(tmp_path / "notebooks" / "07_toy.ipynb",
+    write_notebook(tmp_path / "notebooks" / "07_toy.ipynb",
              "import json, os, pathlib\n"
              "pathlib.Path('seen.json').write_text(json.dumps([profile, seed]))\n"
              "with open(os.environ['DIFFREP_CLAIMS_LOG'], 'a') as f:\n"

@@ -26,21 +26,11 @@ def test_plan(n, device, jobs, cores, expected):
     assert run_book.plan(n, device, jobs, cores) == expected
 
 
-def notebook(path: Path, code: str) -> None:
-    cell = lambda src, tags=(): {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(tags)},
-                                 "outputs": [], "source": src}
-    nb = {"cells": [cell('profile = "auto"\nseed = 0', ["parameters"]), cell(code)],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nb))
-
-
-def test_a_failing_chapter_is_recorded_and_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
+def test_a_failing_chapter_is_recorded_and_does_not_stop_the_others(write_notebook, tmp_path, monkeypatch, capsys):
     threads = "import os; print('threads', os.environ['OMP_NUM_THREADS'], profile, seed)"
-    notebook(tmp_path / "notebooks" / "01_ok.ipynb", threads)
-    notebook(tmp_path / "notebooks" / "02_fails.ipynb", "raise ValueError('a claim failed')")
-    notebook(tmp_path / "notebooks" / "03_ok.ipynb", threads)
+    write_notebook(tmp_path / "notebooks" / "01_ok.ipynb", threads)
+    write_notebook(tmp_path / "notebooks" / "02_fails.ipynb", "raise ValueError('a claim failed')")
+    write_notebook(tmp_path / "notebooks" / "03_ok.ipynb", threads)
     monkeypatch.setattr(run_book, "ROOT", tmp_path)
     monkeypatch.setattr(run_book.os, "cpu_count", lambda: 2)
     out = tmp_path / "executed"

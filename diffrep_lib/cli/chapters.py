@@ -85,6 +85,13 @@ def _last_line(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def papermill_command(src: Path, dst: Path, profile: str, seed: int) -> list[str]:
+    """The command that executes chapter `src` into `dst` with its parameters, in the chapter's folder, with no
+    progress bar (also scripts/run_book.py's)."""
+    return [sys.executable, "-m", "papermill", str(src), str(dst), "-p", "profile", profile, "-p", "seed", str(seed),
+            "-k", "python3", "--cwd", str(src.parent), "--no-progress-bar"]
+
+
 def run_chapter(args) -> int:
     src = find_chapter(args.chapter)
     if not papermill_available():
@@ -99,8 +106,7 @@ def run_chapter(args) -> int:
     with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", delete=False) as log:
         pass
     env = {**os.environ, "DIFFREP_PROGRESS": "0", "DIFFREP_CLAIMS_LOG": log.name}   # no bars in executed pages
-    cmd = [sys.executable, "-m", "papermill", str(src), str(dst), "-p", "profile", resolved, "-p", "seed",
-           str(args.seed), "-k", "python3", "--cwd", str(src.parent), "--no-progress-bar"]
+    cmd = papermill_command(src, dst, resolved, args.seed)
     print(f"diffrep run: executing {src.stem} (profile {resolved}, seed {args.seed}) into {dst}", file=sys.stderr,
           flush=True)
     t0 = time.time()
