@@ -110,3 +110,26 @@ def test_hooks_are_removed_when_the_forward_raises_and_features_repeat_for_a_see
     assert torch.equal(draw(), draw())
     other = features.extract(net, x, 50, ["up.1"], generator=torch.Generator().manual_seed(4))["up.1"]
     assert not torch.allclose(draw(), other)
+
+
+def test_a_read_stops_after_its_last_layer_and_forward_until_returns_what_ran():
+    from diffrep_lib.support.hooks import forward_until
+    torch.manual_seed(0)
+    net = features.carry_schedule(UNet(UNetConfig(channels=(8, 8, 8), emb_dim=16, heads=2)).eval(), ABAR)
+    calls = []
+    net.out.register_forward_hook(lambda m, a, o: calls.append("out"))
+    net.up[0].register_forward_hook(lambda m, a, o: calls.append("up.0"))
+    x = torch.randn(2, 1, 28, 28)
+    features.extract(net, x, 5, ["down.1", "mid.2"])                # the decoder never runs
+    assert calls == []
+    features.extract(net, x, 5, ["up.2"])                          # the last level: all but the output layer
+    assert calls == ["up.0"]
+    with torch.no_grad(), forward_until([net.mid[2]]) as run:
+        assert run(net, x, torch.full((2,), 5)) is None             # cut short, every pass
+        assert run(net, x, torch.full((2,), 5)) is None
+    with torch.no_grad(), forward_until([net.out]) as run:
+        assert run(net, x, torch.full((2,), 5)) is None
+        assert run(lambda: 7) == 7                                  # nothing awaited ran: fn's result
+    net.out._forward_hooks.clear()
+    net.up[0]._forward_hooks.clear()
+    assert no_hooks(net)

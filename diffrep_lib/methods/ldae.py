@@ -24,7 +24,7 @@ from .. import data
 from ..core.losses import drop_labels
 from ..models.pca_tokenizer import PatchPCA
 from ..readout import probes
-from ..support.hooks import recording
+from ..support.hooks import forward_until, recording
 from ..zoo import registry
 from ..zoo.recipes import option
 
@@ -113,10 +113,11 @@ def block_features(net, x: Tensor, blocks, *, t: int = READ_T, input: str = "lat
         raise ValueError(f"blocks={blocks}: the DiT has {depth}; pass block counts from 1 to {depth}")
     device = next(net.parameters()).device
     out = {k: [] for k in blocks}
-    with recording({k: net.dit.blocks[k - 1] for k in blocks}) as rec:
+    with recording({k: net.dit.blocks[k - 1] for k in blocks}) as rec, \
+            forward_until(net.dit.blocks[k - 1] for k in blocks) as run:     # the blocks after the last never run
         for i in range(0, len(x), batch):
             xb = clean_input(net, x[i:i + batch].to(device), input)
-            net(xb, torch.full((len(xb),), t, device=device))
+            run(net, xb, torch.full((len(xb),), t, device=device))
             for k in blocks:
                 out[k].append(rec[k].float().mean(1).cpu())
     return {k: torch.cat(v) for k, v in out.items()}

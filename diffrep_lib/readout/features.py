@@ -20,7 +20,7 @@ from torch import Tensor
 from ..core import flow_matching, forward_process, schedules
 from ..core.denoisers import VPDenoiser, check_input
 from ..errors import InputError, bad, check_int
-from ..support.hooks import first, recording
+from ..support.hooks import first, forward_until, recording
 
 
 def _vp_input(x: Tensor, t: Tensor, abar: Tensor, eps: Tensor):
@@ -131,6 +131,7 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
     noise: the eps to use, shaped like x (or ``(ensemble, *x.shape)``); drawn from `generator` when None.
     ensemble: average the activations over this many noise draws (as DIFT and DDPM-Seg do).
     Returns {path: tensor}; a module that returns a tuple (diffusers blocks) contributes its first element.
+    Each pass stops once the last of `layers` has run: reading an encoder never runs the decoder.
     """
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
         raise bad(InputError, "x", x, "pass clean images as a float tensor (N, C, H, W) in the model's data range")
@@ -156,14 +157,15 @@ def extract(model, x: Tensor, t, layers, *, y: Tensor | None = None, abar: Tenso
     t = _check_t(t, len(abar), len(x), x.device)
     abar = abar.to(x.device, x.dtype)
     sums: dict[str, Tensor] = {}
-    with recording({p: modules[p] for p in layers}, lambda out: first(out).detach().float()) as current:
+    with recording({p: modules[p] for p in layers}, lambda out: first(out).detach().float()) as current, \
+            forward_until(modules[p] for p in layers) as run:        # layers after the last one read never run
         for k in range(ensemble):
             if noise is None:
                 eps = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
             else:
                 eps = noise if noise.shape == x.shape else noise[k]
             current.clear()
-            _call(net, *PATHS[path](x, t, abar, eps), y, forward_kwargs or {})
+            run(_call, net, *PATHS[path](x, t, abar, eps), y, forward_kwargs or {})
             silent = [p for p in layers if p not in current]
             if silent:
                 raise bad(InputError, "layers", silent, "hook one of its children: a container such as a ModuleList "
