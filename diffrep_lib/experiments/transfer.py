@@ -41,6 +41,9 @@ BF16 = True                                      # the network in bfloat16 autoc
 # split, disjoint from every labelled subset (chapter 5 gives the candidates and the choice).
 FINETUNE = {"batch": 64, "lr": 1e-3, "weight_decay": 1e-4}
 ENCODER_TASKS = ("distill", "contrastive", "contrastive_generated")   # the zoo's encoders: students, SimCLR
+# the encoders' weights and batches in channels-last layout: on two CPU cores in bf16 a fine-tune step of the
+# students' architecture (batch 64) took 38 ms instead of 49, and reading 2,000 images 0.32 s instead of 0.37
+LAYOUT = torch.channels_last
 
 
 def test_images(n: int, offset: int = 0):
@@ -104,6 +107,16 @@ def _check_encoder(model, profile, init, model_seed):
     return profile, (zoo.model_id(model, profile, model_seed, init=init),)
 
 
+def _encoder(model, profile, model_seed, init, device):
+    """A zoo encoder (`models.Encoder`) in float32 on the device, in the `LAYOUT` its batches come in."""
+    return zoo.load(model, profile, model_seed, init=init).float().to(device, memory_format=LAYOUT)
+
+
+def _on(x: torch.Tensor, device) -> torch.Tensor:
+    """A batch of images on the device in the encoders' `LAYOUT`."""
+    return x.to(device).contiguous(memory_format=LAYOUT)
+
+
 @torch.no_grad()
 def recompute_batchnorm(net: nn.Module, x: torch.Tensor, device, batch: int = 500, bf16: bool = False) -> None:
     """Set every BatchNorm layer's running statistics to those of its input over the images x, as evaluation will
@@ -120,7 +133,7 @@ def recompute_batchnorm(net: nn.Module, x: torch.Tensor, device, batch: int = 50
     size = -(-len(x) // -(-len(x) // batch))            # as many batches as `batch` needs, of (nearly) equal size
     with bf16_autocast(device, bf16):
         for i in range(0, len(x), size):
-            net(x[i:i + size].to(device))
+            net(_on(x[i:i + size], device))
     for m, momentum in zip(bns, momenta):
         m.momentum = momentum
     net.train(was_training)
@@ -129,13 +142,13 @@ def recompute_batchnorm(net: nn.Module, x: torch.Tensor, device, batch: int = 50
 @torch.no_grad()
 def _embed(enc, x: torch.Tensor, device, bf16: bool, batch: int = 500) -> torch.Tensor:
     with bf16_autocast(device, bf16):
-        return torch.cat([enc.pooled(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)])
+        return torch.cat([enc.pooled(_on(x[i:i + batch], device)).float().cpu() for i in range(0, len(x), batch)])
 
 
 def _frozen_probe(model, profile, init, model_seed, sizes, seed, bf16):
     device = device_for(profile)
     x, y, xt, yt = probe_split(sizes, seed)
-    enc = zoo.load(model, profile, model_seed, init=init).float().to(device)            # a models.Encoder
+    enc = _encoder(model, profile, model_seed, init, device)
     recompute_batchnorm(enc, x, device, bf16=bf16)
     f = _embed(enc.eval(), torch.cat([x, xt]), device, bf16)
     tr, te = f[:len(x)], f[len(x):]
@@ -162,7 +175,7 @@ def _finetune(model, profile, init, model_seed, labels, steps, n_test, seed, bf1
     device = device_for(profile)
     x, y, xt, yt = probe_split((labels, n_test), seed)
     g = torch.Generator().manual_seed(seed)
-    enc = zoo.load(model, profile, model_seed, init=init).float().to(device)       # a models.Encoder
+    enc = _encoder(model, profile, model_seed, init, device)
     recompute_batchnorm(enc, x, device, bf16=bf16)
     enc.eval()
     head = probes.fit_linear_head(_embed(enc, x, device, bf16), y, classes=10).to(device)    # LP: the probe
@@ -170,7 +183,7 @@ def _finetune(model, profile, init, model_seed, labels, steps, n_test, seed, bf1
     @torch.no_grad()
     def test_hits():
         with bf16_autocast(device, bf16):
-            pred = torch.cat([head(enc.pooled(xt[a:a + 500].to(device))).argmax(1).cpu()
+            pred = torch.cat([head(enc.pooled(_on(xt[a:a + 500], device))).argmax(1).cpu()
                               for a in range(0, n_test, 500)])
         return pred == yt
 
@@ -186,7 +199,7 @@ def _finetune(model, profile, init, model_seed, labels, steps, n_test, seed, bf1
     for _ in range(steps):
         i = torch.randint(len(x), (FINETUNE["batch"],), generator=g)
         with bf16_autocast(device, bf16):
-            logits = head(enc.pooled(x[i].to(device)))
+            logits = head(enc.pooled(_on(x[i], device)))
         loss = F.cross_entropy(logits.float(), y[i].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -61,7 +61,7 @@ PROFILES = {
                      cg_scales=(0.0, 1.0, 3.0, 10.0), guidance_nfe=10, n_toy=3000, toy_steps=200,
                      probe_sizes=(2000, 1000), probe_ts=(0, 10, 50, 500), seg_labels=(5, 20, 100),
                      seg_ts=(10, 50, 150), seg_eval=300, dift_ensemble=2, hyper_steps=200,
-                     dc_images=300, dc_draws=25, student_sizes=(6000, 5000), finetune_labels=(600,),
+                     dc_images=200, dc_draws=25, student_sizes=(6000, 5000), finetune_labels=(600,),
                      finetune_steps=300, ldae_sizes=(5000, 10000), augment_sizes=(10, 50, 300, 5000),
                      ssl_scales=(1.0, 1.5, 2.5), cluster_ks=(10,), guided_ks=(10, 50, 200), k_scales=(2.5,),
                      align_probe_ts=(50,), align_probe_sizes=(10000, 5000)),
