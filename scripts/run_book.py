@@ -13,7 +13,9 @@ chapters on a 2-core machine finish in about 0.8 of the time they take one after
 each (docs/ARCHITECTURE.md, "Executing the book"). Arithmetic depends on the thread count in its last bits, so
 the count is written into the executed notebook, where scripts/nbval_book.py reads it back. Each chapter's
 papermill output goes to _build/executed/logs/; a chapter that fails does not stop the others, and the run
-ends with the failures and the end of their logs.
+ends with the failures and the end of their logs. Chapters start longest first (their wall times from the last
+record, or from book/records/quick-walls.json on a fresh clone; `--save-walls` refreshes that file), so that the
+run does not end with one long chapter on one core while the other idles.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from diffrep_lib.cli.chapters import papermill_command
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "executed"
 RECORD = OUT / "record.json"
+WALLS = ROOT / "book" / "records" / "quick-walls.json"   # each chapter's wall time in the last full quick run
 
 
 def chapters(names=None) -> list[Path]:
@@ -45,6 +48,47 @@ def chapters(names=None) -> list[Path]:
             raise SystemExit(f"unknown chapters {unknown}; the chapters: {[p.stem for p in found]}")
         found = [p for p in found if p.stem in names]
     return found
+
+
+def walls_for(profile: str, out: Path = OUT, shipped: Path = WALLS) -> dict[str, float]:
+    """Each chapter's wall time at this profile, as far as known: from the last run's record in `out`, else from
+    the committed `shipped` file (`--save-walls` writes it from a full quick run); {} when neither is at this
+    profile. Only the order of execution depends on them."""
+    record = out / "record.json"
+    if record.exists():
+        try:
+            rows = json.loads(record.read_text())
+            walls = {r["chapter"]: r["wall_s"] for r in rows if r.get("profile") == profile}
+            if walls:
+                return walls
+        except (ValueError, KeyError, TypeError):
+            pass                                       # an unreadable record: fall back to the shipped times
+    if shipped.exists():
+        saved = json.loads(shipped.read_text())
+        if saved.get("profile") == profile:
+            return dict(saved["walls"])
+    return {}
+
+
+def longest_first(found: list[Path], walls: dict[str, float]) -> list[Path]:
+    """The chapters in the order they start: longest first, so that the last to finish is a short one and no core
+    waits alone at the end; a chapter without a known time goes first (a new chapter may be long). Ties keep the
+    book's order."""
+    return sorted(found, key=lambda p: -walls.get(p.stem, float("inf")))
+
+
+def save_walls(record: Path = RECORD, shipped: Path = WALLS) -> dict:
+    """Write `shipped` from a record of every chapter at quick, all of which ran; refuse anything else."""
+    rows = json.loads(record.read_text())
+    every = {p.stem for p in chapters()}
+    if {r["chapter"] for r in rows} != every or any(r["profile"] != "quick" or not r["ok"] for r in rows):
+        raise SystemExit(f"{record} is not a successful run of every chapter at quick: run "
+                         "`python scripts/run_book.py --profile quick` first")
+    saved = {"profile": "quick", "date": max(r["date"] for r in rows)[:10],
+             "jobs": rows[0]["jobs"], "threads": rows[0]["threads"],
+             "walls": {r["chapter"]: r["wall_s"] for r in rows}}
+    shipped.write_text(json.dumps(saved, indent=1) + "\n")
+    return saved
 
 
 def plan(n_chapters: int, device: str, jobs: int | None = None, cores: int | None = None) -> tuple[int, int]:
@@ -134,7 +178,8 @@ def run(profile: str, seed: int, names=None, out: Path = OUT, jobs: int | None =
 
     resolved = dr.profile.resolve(profile)
     device = dr.profile.device_for(resolved)
-    found = chapters(names)
+    book = chapters(names)
+    found = longest_first(book, walls_for(resolved, out))
     jobs, threads = plan(len(found), device, jobs)
     for sub in ("notebooks", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -148,11 +193,11 @@ def run(profile: str, seed: int, names=None, out: Path = OUT, jobs: int | None =
         for fut in as_completed(futures):
             row = {**common, **fut.result()}
             rows[row["chapter"]] = row
-            write_record([rows[p.stem] for p in found if p.stem in rows], out)   # kept as chapters finish
+            write_record([rows[p.stem] for p in book if p.stem in rows], out)    # kept as chapters finish
             held = sum(c["holds"] for c in row["claims"])
             print(f"{row['chapter']}: {'ok' if row['ok'] else 'FAILED'} in {row['wall_s']:.0f} s "
                   f"({held}/{len(row['claims'])} claims held)", flush=True)
-    ordered = [rows[p.stem] for p in found]
+    ordered = [rows[p.stem] for p in book]
     failed = [r["chapter"] for r in ordered if not r["ok"]]
     for name in failed:
         tail = (out / "logs" / f"{name}.log").read_text().splitlines()[-40:]
@@ -177,7 +222,14 @@ def main() -> int:
     ap.add_argument("--chapters", nargs="*")
     ap.add_argument("--jobs", type=int, help="chapters at once (default: 2 on a CPU, 1 on a GPU)")
     ap.add_argument("--summary", action="store_true", help="print the last record and where the book is")
+    ap.add_argument("--save-walls", action="store_true",
+                    help=f"write {WALLS.relative_to(ROOT)} from the last record (a full quick run): the order in "
+                         "which a fresh clone starts the chapters, longest first")
     args = ap.parse_args()
+    if args.save_walls:
+        saved = save_walls()
+        print(f"wrote {WALLS.relative_to(ROOT)}: {len(saved['walls'])} chapters, measured {saved['date']}")
+        return 0
     if args.summary:
         rows = json.loads(RECORD.read_text())
         print(f"\nThe book is at {ROOT / '_build' / 'html' / 'index.html'}\n")

@@ -67,3 +67,36 @@ def test_a_kernel_that_died_while_starting_is_started_once_more_and_nothing_else
         code = run_book.run_process([sys.executable, "-c", script, str(runs), first], dict(os.environ), out)
         assert (code, len(runs.read_text())) == (expected_code, expected_runs)
         assert first in out.getvalue() and ("second run" in out.getvalue()) == (expected_runs == 2)
+
+
+def test_chapters_start_longest_first_from_the_last_record_else_the_shipped_times(tmp_path):
+    names = ["01_a", "02_b", "03_c", "04_d"]
+    found = [Path(f"{n}.ipynb") for n in names]
+    order = lambda walls: [p.stem for p in run_book.longest_first(found, walls)]
+    assert order({"01_a": 10, "02_b": 300, "03_c": 300, "04_d": 50}) == ["02_b", "03_c", "04_d", "01_a"]
+    assert order({"01_a": 10, "02_b": 300}) == ["03_c", "04_d", "02_b", "01_a"]     # unknown: first
+    assert order({}) == names                                                          # the book's order
+    shipped = tmp_path / "walls.json"
+    shipped.write_text(json.dumps({"profile": "quick", "walls": {"01_a": 5.0}}))
+    out = tmp_path / "executed"
+    assert run_book.walls_for("quick", out, shipped) == {"01_a": 5.0}                  # fresh clone
+    assert run_book.walls_for("full", out, shipped) == {}                              # other profile
+    out.mkdir()
+    (out / "record.json").write_text(json.dumps([{"chapter": "02_b", "profile": "quick", "wall_s": 9.0}]))
+    assert run_book.walls_for("quick", out, shipped) == {"02_b": 9.0}                  # the last run wins
+    (out / "record.json").write_text("{not json")
+    assert run_book.walls_for("quick", out, shipped) == {"01_a": 5.0}
+
+
+def test_saved_walls_come_only_from_a_full_successful_quick_run(tmp_path):
+    stems = [p.stem for p in run_book.chapters()]
+    row = lambda stem, **kw: {"chapter": stem, "profile": "quick", "ok": True, "wall_s": 60.0,
+                              "date": "2026-12-07T10:00:00", "jobs": 2, "threads": 1, **kw}
+    record, shipped = tmp_path / "record.json", tmp_path / "walls.json"
+    record.write_text(json.dumps([row(s) for s in stems]))
+    saved = run_book.save_walls(record, shipped)
+    assert json.loads(shipped.read_text()) == saved and saved["walls"] == {s: 60.0 for s in stems}
+    for rows in ([row(s) for s in stems[1:]], [row(stems[0], ok=False)] + [row(s) for s in stems[1:]]):
+        record.write_text(json.dumps(rows))
+        with pytest.raises(SystemExit, match="not a successful run of every chapter"):
+            run_book.save_walls(record, shipped)
