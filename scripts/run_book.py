@@ -51,23 +51,22 @@ def chapters(names=None) -> list[Path]:
 
 
 def walls_for(profile: str, out: Path = OUT, shipped: Path = WALLS) -> dict[str, float]:
-    """Each chapter's wall time at this profile, as far as known: from the last run's record in `out`, else from
-    the committed `shipped` file (`--save-walls` writes it from a full quick run); {} when neither is at this
-    profile. Only the order of execution depends on them."""
+    """Each chapter's wall time at this profile, as far as known: the committed `shipped` file's (`--save-walls`
+    writes it from a full quick run), updated by the chapters of the last run's record in `out` (which may hold
+    only some chapters); {} when neither is at this profile. Only the order of execution depends on them."""
+    walls = {}
+    if shipped.exists():
+        saved = json.loads(shipped.read_text())
+        if saved.get("profile") == profile:
+            walls.update(saved["walls"])
     record = out / "record.json"
     if record.exists():
         try:
             rows = json.loads(record.read_text())
-            walls = {r["chapter"]: r["wall_s"] for r in rows if r.get("profile") == profile}
-            if walls:
-                return walls
+            walls.update({r["chapter"]: r["wall_s"] for r in rows if r.get("profile") == profile})
         except (ValueError, KeyError, TypeError):
-            pass                                       # an unreadable record: fall back to the shipped times
-    if shipped.exists():
-        saved = json.loads(shipped.read_text())
-        if saved.get("profile") == profile:
-            return dict(saved["walls"])
-    return {}
+            pass                                       # an unreadable record: the shipped times alone
+    return walls
 
 
 def longest_first(found: list[Path], walls: dict[str, float]) -> list[Path]:

@@ -83,7 +83,9 @@ def test_chapters_start_longest_first_from_the_last_record_else_the_shipped_time
     assert run_book.walls_for("full", out, shipped) == {}                              # other profile
     out.mkdir()
     (out / "record.json").write_text(json.dumps([{"chapter": "02_b", "profile": "quick", "wall_s": 9.0}]))
-    assert run_book.walls_for("quick", out, shipped) == {"02_b": 9.0}                  # the last run wins
+    assert run_book.walls_for("quick", out, shipped) == {"01_a": 5.0, "02_b": 9.0}     # the last run adds
+    (out / "record.json").write_text(json.dumps([{"chapter": "01_a", "profile": "quick", "wall_s": 7.0}]))
+    assert run_book.walls_for("quick", out, shipped) == {"01_a": 7.0}                  # ... and wins
     (out / "record.json").write_text("{not json")
     assert run_book.walls_for("quick", out, shipped) == {"01_a": 5.0}
 

@@ -40,9 +40,9 @@ class _Reached(Exception):
 def forward_until(modules):
     """Yields a function `run`: run(fn, ...) calls fn with the given arguments so that it stops as soon as every
     module of `modules` has returned, the rest of the forward pass skipped (the layers after the last one read).
-    run returns fn's result, or None when it was cut short. Enter it inside `recording` (hooks run in the order they were registered, so
-    the recording hook sees the last module's output first). A module called twice in one pass is awaited once:
-    the recording then holds its first call."""
+    run returns fn's result, or None when it was cut short. Enter it inside `recording` (hooks run in the order
+    they were registered, so the recording hook sees the last module's output first). A module called twice in
+    one pass is awaited once: the recording then holds its first call."""
     modules = list(dict.fromkeys(modules))
     awaited = {id(m) for m in modules}
     seen: set = set()
