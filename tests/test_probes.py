@@ -1,6 +1,7 @@
 """Probes on frozen features: each one recovers a planted answer and stays at chance without one."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from diffrep_lib import framework, probes
 
@@ -81,6 +82,42 @@ def test_hyperfeatures_mix_with_softmax_weights_and_learn_a_correspondence():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_hyperfeatures_equal_the_weighted_sum_of_resized_bottlenecks():
+    """The forward pass runs the bottleneck's last convolution and the resize once per layer on the weighted
+    sum over timesteps; that must equal the definition, a sum over every (t, layer) of the weight times the
+    resized bottleneck output, with trained (non-uniform) weights and a non-zero bias."""
+    torch.manual_seed(0)
+    chans = {"up.0": 6, "up.1": 4}
+    maps = {(t, l): torch.randn(3, c, 4 * (1 + i), 4 * (1 + i)) for t in (0, 10, 50)
+            for i, (l, c) in enumerate(chans.items())}
+    hyper = probes.Hyperfeatures(chans, timesteps=(0, 10, 50), dim=8, size=6)
+    with torch.no_grad():
+        hyper.logits.normal_()
+        for seq in hyper.bottleneck.values():
+            seq[-1].bias.normal_()
+    w = hyper.weights()
+    direct = sum(w[i, j] * F.interpolate(hyper.bottleneck[l.replace(".", "_")](maps[(t, l)]), size=(6, 6),
+                                         mode="bilinear", align_corners=False)
+                 for i, t in enumerate((0, 10, 50)) for j, l in enumerate(chans))
+    assert torch.allclose(hyper(maps), direct, atol=1e-5)
+
+
+def test_keypoint_pck_matches_each_pair_as_match_points_does():
+    """keypoint_pck upsamples each image's map once and reuses it across pairs (and skips images in no pair);
+    every pair's matches must be those of match_points on the two maps alone."""
+    g = torch.Generator().manual_seed(1)
+    maps = torch.randn(5, 6, 5, 5, generator=g)
+    keypoints = torch.rand(5, 2, 3, 2, generator=g) * 19
+    visible = torch.rand(5, 2, 3, generator=g) > 0.2
+    pairs = torch.tensor([[0, 0, 1, 1], [1, 0, 3, 1], [3, 1, 0, 0], [0, 1, 3, 0]])      # image 2 and 4 unused
+    visible[pairs[:, 0], pairs[:, 1], 0] = visible[pairs[:, 2], pairs[:, 3], 0] = True
+    _, matches = probes.keypoint_pck(maps, keypoints, visible, pairs, 20, 2.0)
+    for (i, si, j, sj), (pred, true) in zip(pairs.tolist(), matches):
+        both = visible[i, si] & visible[j, sj]
+        assert torch.equal(pred, probes.match_points(maps[i], maps[j], keypoints[i, si][both], 20))
+        assert torch.equal(true, keypoints[j, sj][both])
 
 
 def test_keypoint_pck_on_a_hand_computed_pair():

@@ -52,10 +52,19 @@ def match_points(src: Tensor, tgt: Tensor, points: Tensor, image_size: int) -> T
 
 
 @torch.no_grad()
+def _upsampled(maps: Tensor, image_size: int) -> Tensor:
+    """Feature maps (N, C, h, w) at the image size with unit-norm channel vectors: DIFT's dense descriptors."""
+    return F.normalize(F.interpolate(maps.float(), size=(image_size, image_size), mode="bilinear",
+                                     align_corners=False), dim=1)
+
+
 def _match_points(src: Tensor, tgt: Tensor, points: Tensor, image_size: int) -> Tensor:
-    up = lambda f: F.normalize(F.interpolate(f[None].float(), size=(image_size, image_size), mode="bilinear",
-                                             align_corners=False)[0], dim=0)
-    s, t = up(src), up(tgt)
+    s, t = (_upsampled(f[None], image_size)[0] for f in (src, tgt))
+    return _match_upsampled(s, t, points, image_size)
+
+
+@torch.no_grad()
+def _match_upsampled(s: Tensor, t: Tensor, points: Tensor, image_size: int) -> Tensor:
     px = points.clamp(0, image_size - 1e-3).floor().long()
     query = s[:, px[:, 1], px[:, 0]]                                        # (C, K)
     best = (query.T @ t.flatten(1)).argmax(1)                               # (K,)
@@ -102,10 +111,14 @@ def keypoint_pck(maps: Tensor, keypoints: Tensor, visible: Tensor, pairs: Tensor
         raise bad(InputError, "pairs", pairs, f"pass image indices in 0..{n - 1} and slots in 0..{s - 1}")
     a, sa, b, sb = pairs.T                                   # the points matched: sources visible in both images
     _points(keypoints[a, sa][visible[a, sa] & visible[b, sb]], "keypoints", image_size, shown=keypoints)
+    used = torch.unique(pairs[:, [0, 2]])                   # each image's map upsampled once, not once per pair
+    row = torch.full((n,), -1, dtype=torch.long)
+    row[used] = torch.arange(len(used))
+    dense = torch.cat([_upsampled(maps[used[k:k + 64]], image_size) for k in range(0, len(used), 64)])
     hits, matches = [], []
     for i, si, j, sj in pairs.tolist():
         both = visible[i, si] & visible[j, sj]
-        pred = _match_points(maps[i], maps[j], keypoints[i, si][both], image_size)
+        pred = _match_upsampled(dense[row[i]], dense[row[j]], keypoints[i, si][both], image_size)
         true = keypoints[j, sj][both]
         hits.append((pred - true).norm(dim=-1) <= threshold)
         matches.append((pred, true))
