@@ -136,6 +136,28 @@ def bench_feature_batch(sizes=(32, 128, 512), n: int = 1024) -> list[dict]:
     return out
 
 
+def bench_eval_batch(n: int = 12_000) -> list[dict]:
+    """Seconds to embed n training images with the evaluation classifier (`metrics.features`, FID-FM) and the
+    SimCLR encoder (`assignments.encoder_features`) by batch size, float32: what their batches were chosen from.
+    The outputs do not depend on the batch (checked here). The faster of two runs counts."""
+    x = dr.data.fashion_mnist.tensors("train")[0][:n]
+    nets = {"classifier features": (dr.zoo.get("classifier_fmnist", "quick").features, (64, 256, 1000)),
+            "SimCLR embeddings": (dr.encoders.load("simclr_fmnist", "quick").pooled, (128, 1000))}
+    out = []
+    with torch.no_grad():
+        for name, (fn, sizes) in nets.items():
+            first = None
+            for b in sizes:
+                best = float("inf")
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    f = torch.cat([fn(x[i:i + b]) for i in range(0, n, b)])
+                    best = min(best, time.perf_counter() - t0)
+                first = f if first is None else first
+                out.append({"net": name, "batch": b, "s": best, "same": torch.equal(f, first)})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=10)
@@ -166,6 +188,10 @@ def main() -> None:
           f"{'in the default layout (bf16)' if dr.precision.bf16_native('cpu') else 'channels-last (float32)'}")
     for b in bench_feature_batch():
         print(f"  {b['layout']:<18} {'bf16' if b['bf16'] else 'fp32'} batch {b['batch']:>4}: {b['s']:>5.1f} s")
+    print("\nembedding 12,000 training images by batch size (float32): the classifier's features in batches of 256 "
+          "(metrics.features), encoders' embeddings in the library's feature batch")
+    for b in bench_eval_batch():
+        print(f"  {b['net']:<20} batch {b['batch']:>4}: {b['s']:>5.1f} s, same output as the first: {b['same']}")
     print(f"\nsampling unet_fmnist, {args.samples} class-conditional images, budget {args.nfe} NFE")
     print(f"{'sampler':<16} {'NFE':>4} {'bf16':>5} {'img/s':>8} {'ms/(img*NFE)':>13}")
     for s in bench_sampling(args.samples, args.nfe):

@@ -229,7 +229,7 @@ def _fit_head(head, maps, scenes, pairs, steps, seed, size):
     # the mixing logits get a larger step than the bottlenecks: with a few hundred steps at 1e-3 they barely move
     mixing = [head.logits]
     rest = [p for p in head.parameters() if p is not head.logits]
-    opt = torch.optim.Adam([{"params": rest, "lr": 1e-3}, {"params": mixing, "lr": MIX_LR}], foreach=False)
+    opt = torch.optim.Adam([{"params": rest, "lr": 1e-3}, {"params": mixing, "lr": MIX_LR}])
     for _ in range(steps):
         batch = pairs[torch.randint(0, len(pairs), (8,), generator=g)]
         imgs = torch.cat([batch[:, 0], batch[:, 2]])

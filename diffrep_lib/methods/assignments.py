@@ -30,8 +30,8 @@ def _features(name: str, profile: str, split: str, init: str) -> Tensor:
     if name == PIXELS:
         return x.flatten(1)
     enc = encoders.load(name, profile, init=init)
-    batch = feature_batch(x.device)      # 128 on a CPU: 60,000 images in about half the time of batches of 1,000,
-    return torch.cat([enc.pooled(x[i:i + batch]) for i in range(0, len(x), batch)])     # the same embeddings
+    batch = feature_batch(x.device)      # 128 on a CPU: about 1.4x the images per second of batches of 1,000 on
+    return torch.cat([enc.pooled(x[i:i + batch]) for i in range(0, len(x), batch)])   # two cores, the same bits
 
 
 def _model_id(name: str, profile: str, init: str) -> str:

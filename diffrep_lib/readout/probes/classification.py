@@ -92,9 +92,7 @@ def _train_head(train_x: Tensor, train_y: Tensor, classes: int, cfg: ProbeConfig
         head.weight.copy_(0.01 * torch.randn(head.weight.shape, generator=g))
         head.bias.zero_()
     head = head.to(train_x.device)
-    # foreach=False: the same updates (bit for bit) as the default multi-tensor Adam, and on a CPU about twice as
-    # fast for a module this small; probes train thousands of such heads per chapter
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=False)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     with torch.enable_grad():                        # also when called under no_grad (an evaluation)
         for _ in range(cfg.steps):
             loss = F.cross_entropy(head(train_x), train_y)

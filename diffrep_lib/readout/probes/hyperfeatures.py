@@ -50,7 +50,7 @@ class Hyperfeatures(nn.Module):
         for j, layer in enumerate(self.layers):
             # sum_t w_tj resize(conv(h_t)) = resize(conv(sum_t w_tj h_t)): the bottleneck's last convolution and the
             # resize are linear, so they run once per layer on the timesteps' weighted sum (the bias weighted by
-            # sum_t w_tj), not once per (t, layer): the same mixture, about half the cost of a training step.
+            # sum_t w_tj), not once per (t, layer): the same mixture, a training step about a third faster.
             bottleneck = self.bottleneck[layer.replace(".", "_")]
             head, conv = bottleneck[:-1], bottleneck[-1]
             h = sum(w[i, j] * head(maps[(t, layer)].float()) for i, t in enumerate(self.timesteps))

@@ -67,7 +67,7 @@ def train_pixel_ensemble(feats: Tensor, masks: Tensor, classes: int, models: int
         g = torch.Generator().manual_seed(seed * 100 + m)
         torch.manual_seed(seed * 100 + m)
         mlp = PixelMLP(x.shape[1], classes)
-        opt = torch.optim.Adam(mlp.parameters(), lr=lr, foreach=False)     # bit-identical, faster when small
+        opt = torch.optim.Adam(mlp.parameters(), lr=lr)
         for _ in range(steps):
             idx = torch.randint(0, len(x), (batch,), generator=g)
             loss = F.cross_entropy(mlp(x[idx]), y[idx])
