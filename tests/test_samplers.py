@@ -40,6 +40,17 @@ def test_euler_is_ddim_with_eta_zero():
     assert torch.allclose(samplers.sample_euler(D, x, sigmas), samplers.sample_ddim(D, x, sigmas), atol=1e-9)
 
 
+def test_ddim_runs_the_ode_backwards_as_euler_does():
+    """DDIM with eta = 0 is Euler in this scaling in both directions: upwards (DDIM inversion) its noise term is
+    zero, not the square root of a negative number."""
+    D = gaussian()
+    x0 = MU + torch.randn(8, 2, dtype=torch.float64) @ torch.linalg.cholesky(COV).T
+    up = torch.logspace(-3, 1.5, 50, dtype=torch.float64)
+    via_ddim = samplers.sample_ddim(D, x0, up, span="inverse")
+    assert torch.isfinite(via_ddim).all()
+    assert torch.allclose(via_ddim, samplers.sample_euler(D, x0, up, span="inverse"), atol=1e-9)
+
+
 def test_ddim_inverts_and_regenerates_a_sample():
     """Integrate the ODE up from a data point to noise and back down; the error is first order in the step."""
     D = gaussian()

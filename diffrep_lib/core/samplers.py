@@ -166,7 +166,7 @@ def sample_ddim(denoiser, x, sigmas, *, cond=None, callback=None, generator=None
         x0 = denoiser(x, _full(sigma, x), cond)
         x_t = abar_t.sqrt() * x                                   # VE -> VP
         eps = (x_t - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
-        c = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).sqrt()
+        c = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).clamp(min=0).sqrt()   # 0 upwards
         x_prev = abar_prev.sqrt() * x0 + (1 - abar_prev - c**2).clamp(min=0).sqrt() * eps
         if eta > 0 and sigma_next > 0:
             x_prev = x_prev + c * _randn(x, generator)
