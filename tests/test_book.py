@@ -133,13 +133,14 @@ def test_environment_yml_has_the_same_pins_as_pyproject():
 
 def test_shipped_weights_are_small_and_half_precision():
     """Every clone downloads the committed weights (and every retrain adds to the history): float16 (but for the
-    teachers of recipes.FULL_PRECISION), 55 MiB in all (50 until chapter 10, whose RCG models added 4 MB)."""
+    teachers of recipes.FULL_PRECISION), 59 MiB in all (50 until chapter 10, whose RCG models added 4 MB; 55 until
+    chapter 6's diffusion autoencoder, 1.6 MB of the 4 MB its chapter may add)."""
     from safetensors import safe_open
 
     from diffrep_lib import recipes
     files = sorted(p for p in (ROOT / "diffrep_lib" / "weights").glob("*.safetensors")
                    if p.stem not in recipes.FULL_PRECISION)
-    assert sum(p.stat().st_size for p in files) <= 55 * 2**20
+    assert sum(p.stat().st_size for p in files) <= 59 * 2**20
     for path in files:
         with safe_open(str(path), "pt") as f:
             dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}

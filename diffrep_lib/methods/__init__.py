@@ -5,6 +5,6 @@ This file is the one place that registers them: a new method adds its module her
 zoo. A method may import every layer below it (core, support, models, data, readout, zoo); the zoo never imports
 a method.
 """
-from . import denoising, classifiers, encoders, simclr, assignments, repa, flow, distill, ldae, synthetic, generated_views, joint, rcg, scene_tokens   # noqa: E401  (bases first)
+from . import denoising, classifiers, encoders, simclr, assignments, repa, flow, distill, ldae, synthetic, generated_views, joint, rcg, diffae, scene_tokens   # noqa: E401  (bases first)
 
-__all__ = ["denoising", "classifiers", "encoders", "simclr", "assignments", "repa", "flow", "distill", "ldae", "synthetic", "generated_views", "joint", "rcg", "scene_tokens"]
+__all__ = ["denoising", "classifiers", "encoders", "simclr", "assignments", "repa", "flow", "distill", "ldae", "synthetic", "generated_views", "joint", "rcg", "diffae", "scene_tokens"]

@@ -1,6 +1,7 @@
 """Denoising backbones, the evaluation classifier and the self-supervised encoder, by name (survey §2.2)."""
 from . import architecture
 from .classifier import Classifier, ClassifierConfig
+from .diff_ae import DiffAE, DiffAEConfig
 from .dit import DiT, DiTConfig
 from .encoder import Encoder, EncoderConfig
 from .joint_unet import JointUNet, JointUNetConfig
@@ -17,7 +18,7 @@ from .uvit import UViT, UViTConfig
 MODELS = {UNetConfig: UNet, DiTConfig: DiT, UViTConfig: UViT, ClassifierConfig: Classifier, MLPConfig: MLP,
           NoisyClassifierConfig: NoisyClassifier, EncoderConfig: Encoder,
           LatentDAEConfig: LatentDAE, JointUNetConfig: JointUNet, RepUNetConfig: RepUNet,
-          ResMLPConfig: ResMLP, TokenUNetConfig: TokenUNet}
+          ResMLPConfig: ResMLP, TokenUNetConfig: TokenUNet, DiffAEConfig: DiffAE}
 
 
 def build(cfg):

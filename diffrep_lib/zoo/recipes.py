@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ZooError, bad, check_int
 from ..core import schedules
-from ..models import (ClassifierConfig, DiTConfig, EncoderConfig, JointUNetConfig, LatentDAEConfig, MLPConfig,
+from ..models import (ClassifierConfig, DiffAEConfig, DiTConfig, EncoderConfig, JointUNetConfig, LatentDAEConfig, MLPConfig,
                       NoisyClassifierConfig, RepUNetConfig, ResMLPConfig, TokenUNetConfig, UNetConfig,
                       UViTConfig)
 
@@ -193,6 +193,11 @@ _RCG = replace(_CLUSTER, name="rcg_unet_fmnist", model=RepUNetConfig(channels=(3
                task="denoise_rep", condition="representation", clusters=0)
 _RCG_FULL = dict(model=RepUNetConfig(channels=(64, 96, 96), emb_dim=256, rep_dim=128), steps=4000, batch_size=256,
                  lr=5e-4, warmup=500, cpu_bf16=False)
+# ch. 6: a diffusion autoencoder: the semantic encoder (SimCLR's architecture) and the RCG U-Net as its decoder,
+# trained together by denoising alone on the same budget as RCG's pixel generator, the code never dropped
+_DIFFAE = replace(_RCG, name="diffae_fmnist", model=DiffAEConfig(channels=(32, 48, 48), rep_dim=128), task="diffae",
+                  condition="labels", teacher="", p_uncond=0.0)
+_DIFFAE_FULL = dict(_RCG_FULL, model=DiffAEConfig(channels=(64, 96, 96), emb_dim=256, rep_dim=128))
 _RDM = Recipe(name="rdm_simclr", model=ResMLPConfig(dim=128, width=192), task="rdm", data="fashion_mnist", steps=3000,
               batch_size=256, lr=1e-3, warmup=100, weight_decay=0.01, prediction="x0", p_uncond=0.0,
               teacher="simclr_fmnist")
@@ -277,6 +282,7 @@ RECIPES = {
     **{name: {"quick": replace(_RDM, name=name, teacher_init=init),
               "full": replace(_RDM, name=name, teacher_init=init, **_RDM_FULL)}
        for name, init in (("rdm_simclr", "trained"), ("rdm_random_simclr", "random"))},
+    "diffae_fmnist": {"quick": _DIFFAE, "full": replace(_DIFFAE, **_DIFFAE_FULL)},
     "token_unet_toyscenes": {"quick": _TOKENS, "full": replace(
         _TOKENS, model=TokenUNetConfig(in_channels=3, channels=(64, 96, 96), emb_dim=256), cpu_bf16=False,
         **_FULL_BUDGET)},
