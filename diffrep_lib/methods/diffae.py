@@ -83,8 +83,10 @@ def slerp(a: Tensor, b: Tensor, w) -> Tensor:
 
 @torch.no_grad()
 def held_out(model, r) -> dict:
-    """The fixed-noise denoising loss on 2,000 test images told their own code and told none, and linear and k-NN
-    probes of z_sem (5,000 labelled training images, scored on those test images)."""
+    """The fixed-noise denoising loss on 2,000 test images told their own code and told the null vector, and
+    linear and k-NN probes of z_sem (5,000 labelled training images, scored on those test images). With
+    p_uncond = 0 the null's learned stand-in is never trained, so the second loss is a sanity check that the code
+    is used, not a measure of how much it carries (telling each image another image's code would be that)."""
     x, y = data.held_out(r.data)
     model.eval()
     z = semantic_codes(model, x)
